@@ -1,0 +1,28 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# Out-of-tree build of p2pmem.ko:
+#   make KDIR=<kernel build directory>
+# Without KDIR, the test bed's cached kernel (scripts/build-kernel.sh) is used.
+
+KDIR ?= $(shell scripts/build-kernel.sh --path 2>/dev/null)
+LLVM ?= -19
+BINDGEN ?= $(firstword $(wildcard /var/cache/p2pmem/cargo/bin/bindgen) bindgen)
+# Debian's rustc: the kernel's core is built with it, the module must match.
+KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM) RUSTC=/usr/bin/rustc \
+	HOSTRUSTC=/usr/bin/rustc RUSTFMT=/usr/bin/rustfmt \
+	CLIPPY_DRIVER=/usr/bin/clippy-driver BINDGEN=$(BINDGEN)
+
+all: modules
+
+modules clean:
+	@test -n "$(KDIR)" || { echo "KDIR is not set and no cached kernel is built" >&2; exit 1; }
+	$(KMAKE) $@
+
+# Lints: rustfmt and clippy on the module, checkpatch on the C.
+lint:
+	/usr/bin/rustfmt --check --edition 2021 src/*.rs
+	$(KMAKE) CLIPPY=1 modules
+	$(KDIR)/scripts/checkpatch.pl --no-tree --strict --quiet -f src/*.c include/*.h \
+		include/uapi/linux/*.h
+
+.PHONY: all modules clean lint

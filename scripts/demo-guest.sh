@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# The demo, inside the test-bed guest: load p2pmem, bind ivshmem (by ID) and the
+# CMB NVMe (driver_override), show what the driver found, unbind, unload.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n### %s\n' "$*"; }
+nvme_by_serial() {
+	local c
+	for c in /sys/class/nvme/nvme*; do
+		[ "$(tr -d ' ' <"$c/serial")" = "$1" ] && basename "$(readlink -f "$c/device")"
+	done
+}
+
+ivshmem=$(lspci -D -n -d 1af4:1110 | awk '{ print $1; exit }')
+cmb=$(nvme_by_serial p2pmem-cmb)
+[ -n "$ivshmem" ] && [ -n "$cmb" ] || { echo "test-bed devices not found" >&2; exit 1; }
+
+step "PCI topology: a PCIe switch with two NVMe controllers and ivshmem"
+lspci -tv
+echo "ivshmem: $ivshmem   NVMe with CMB (serial p2pmem-cmb): $cmb"
+
+dmesg -C
+step "insmod p2pmem.ko (binds ivshmem by ID)"
+insmod ./p2pmem.ko
+
+step "bind the CMB NVMe through driver_override"
+echo "$cmb" >"/sys/bus/pci/devices/$cmb/driver/unbind"
+echo p2pmem >"/sys/bus/pci/devices/$cmb/driver_override"
+echo "$cmb" >/sys/bus/pci/drivers_probe
+
+step "what p2pmem found"
+for d in "$ivshmem" "$cmb"; do
+	echo "$d: driver $(basename "$(readlink "/sys/bus/pci/devices/$d/driver")")"
+done
+dmesg | grep p2pmem
+
+step "unbind the CMB NVMe, unload p2pmem"
+echo "$cmb" >/sys/bus/pci/drivers/p2pmem/unbind
+rmmod p2pmem
+dmesg | grep 'p2pmem.*released'
+
+step "give the CMB NVMe back to nvme"
+echo >"/sys/bus/pci/devices/$cmb/driver_override"
+echo "$cmb" >/sys/bus/pci/drivers_probe
+echo "$cmb: driver $(basename "$(readlink "/sys/bus/pci/devices/$cmb/driver")")"

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# The test command (README): installs what is missing, builds the kernel (cached), the module
+# and the selftests, runs the host tests and lints, boots the test bed once to run the
+# selftests, and ends with "N passed, N failed". Exits non-zero on any failure or skip.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+cd "$P2PMEM_ROOT"
+
+pass=0 fail=0 skip=0
+result() { # name, status
+	if [ "$2" -eq 0 ]; then
+		echo "ok - $1"; pass=$((pass + 1))
+	else
+		echo "not ok - $1"; fail=$((fail + 1))
+	fi
+}
+finish() {
+	echo "$pass passed, $fail failed, $skip skipped"
+	[ "$fail" -eq 0 ] && [ "$skip" -eq 0 ]
+	exit
+}
+
+start=$(date +%s)
+scripts/setup.sh || { result setup 1; finish; }
+kdir=$(scripts/build-kernel.sh | tail -n 1) || { result "kernel build" 1; finish; }
+log "kernel ready after $(($(date +%s) - start)) s"
+
+# The module, built with clippy as the Rust compiler driver: any warning is a failure.
+make -s clean >/dev/null 2>&1
+make KDIR="$kdir" CLIPPY=1 modules >/tmp/p2pmem-build.log 2>&1
+rc=$?
+cat /tmp/p2pmem-build.log
+result "module builds (make KDIR=..., CLIPPY=1)" $rc
+[ $rc -eq 0 ] || finish
+! grep -qE '^(warning|error)' /tmp/p2pmem-build.log
+result "module build has no compiler or clippy warning" $?
+/usr/bin/rustfmt --check --edition 2021 src/*.rs
+result "rustfmt --check src/" $?
+"$kdir/scripts/checkpatch.pl" --no-tree --quiet --strict \
+	-f src/*.c include/*.h include/uapi/linux/*.h tools/testing/selftests/p2pmem/*.[ch]
+result "checkpatch.pl on the C" $?
+
+make -s -C tools/testing/selftests/p2pmem KDIR="$kdir" >/dev/null
+rc=$?
+result "selftests build" $rc
+[ $rc -eq 0 ] || finish
+
+# Host tests of the kernel-independent logic.
+(cd tools/testing/host && /usr/bin/cargo test --quiet 2>&1) | tee /tmp/p2pmem-cargo.log
+result "cargo test (host)" $?
+while read -r p f; do
+	pass=$((pass + p)) fail=$((fail + f))
+done < <(sed -nE 's/^test result: .*\. ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/p' /tmp/p2pmem-cargo.log)
+
+# One boot runs every selftest.
+boot=$(date +%s)
+scripts/vm.sh --timeout "${P2PMEM_VM_TIMEOUT:-2400}" -- tools/testing/selftests/p2pmem/run_tests.sh |
+	tee /tmp/p2pmem-vm.log
+vm_rc=${PIPESTATUS[0]}
+log "guest run took $(($(date +%s) - boot)) s (status $vm_rc)"
+summary=$(grep -E '^selftests: [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped' /tmp/p2pmem-vm.log | tail -n 1)
+if [ -z "$summary" ]; then
+	result "the guest booted and reported (status $vm_rc)" 1
+else
+	read -r p f s < <(echo "$summary" | sed -E 's/^selftests: ([0-9]+) passed, ([0-9]+) failed, ([0-9]+) skipped/\1 \2 \3/')
+	pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + s))
+	[ "$vm_rc" -eq 0 ] || [ "$f" -gt 0 ] || result "guest exit status ($vm_rc)" 1
+fi
+log "total $(($(date +%s) - start)) s"
+finish

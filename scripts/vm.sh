@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Boots the cached test-bed kernel under QEMU (TCG) with virtme-ng and runs one command in the
+# guest, in the repository directory; exits with the command's status.
+#
+#   scripts/vm.sh [--timeout SECONDS] [--verbose] -- COMMAND [ARGS...]
+#
+# The guest sees the host's root filesystem (read-only but for /tmp) and this PCI topology:
+#
+#   pcie.0 - pcie-root-port - x3130-upstream (a PCIe switch)
+#              +- xio3130-downstream - nvme serial=p2pmem-cmb   (64 MiB CMB, no namespace)
+#              +- xio3130-downstream - nvme serial=p2pmem-data  (data image, the DMA initiator)
+#              +- xio3130-downstream - ivshmem-plain            (64 MiB RAM backend)
+#
+# No vIOMMU, so peers under the switch reach each other's BARs with bus addresses. The
+# guest finds devices by serial and vendor:device, never by bus address.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+timeout_s=1800
+verbose=()
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--timeout) timeout_s=$2; shift 2 ;;
+	--verbose) verbose=(-v); shift ;;
+	--) shift; break ;;
+	*) die "usage: $0 [--timeout SECONDS] [--verbose] -- COMMAND [ARGS...]" ;;
+	esac
+done
+[ $# -gt 0 ] || die "usage: $0 [--timeout SECONDS] [--verbose] -- COMMAND [ARGS...]"
+
+kdir=$("$P2PMEM_ROOT/scripts/build-kernel.sh" --path)
+vmdir=$P2PMEM_CACHE/vm
+mkdir -p "$vmdir"
+data_img=$vmdir/nvme-data.img
+# The data namespace: 256 MiB, contents owned by the tests.
+[ -f "$data_img" ] || truncate -s 256M "$data_img"
+
+qemu_opts=(
+	-M q35
+	-device pcie-root-port,id=p2p_rp,bus=pcie.0,chassis=10,slot=1
+	-device x3130-upstream,id=p2p_up,bus=p2p_rp
+	-device xio3130-downstream,id=p2p_dn0,bus=p2p_up,chassis=11,slot=0
+	-device xio3130-downstream,id=p2p_dn1,bus=p2p_up,chassis=12,slot=0
+	-device xio3130-downstream,id=p2p_dn2,bus=p2p_up,chassis=13,slot=0
+	-device nvme,serial=p2pmem-cmb,cmb_size_mb=64,bus=p2p_dn0
+	-drive if=none,id=p2p_data,file=$data_img,format=raw,cache=none
+	-device nvme,serial=p2pmem-data,drive=p2p_data,bus=p2p_dn1
+	-object memory-backend-ram,id=p2p_ivmem,size=64M,share=on
+	-device ivshmem-plain,memdev=p2p_ivmem,bus=p2p_dn2
+)
+
+# Guests hang rather than fail when something is wrong at boot: bound everything.
+set +e
+timeout --kill-after=30 "$timeout_s" "$P2PMEM_VENV/bin/vng" "${verbose[@]}" \
+	--run "$kdir" --disable-kvm --disable-microvm --force-9p \
+	--cpus 2 --memory 3G --cwd "$P2PMEM_ROOT" \
+	--append "nvme.use_cmb_sqes=0" \
+	--qemu-opts "${qemu_opts[*]}" \
+	--exec "$(printf '%q ' "$@")" </dev/null
+rc=$?
+set -e
+[ $rc -eq 124 ] && log "the guest did not finish within ${timeout_s} s"
+exit $rc

@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Which window of which BAR p2pmem donates.
+//!
+//! Kernel-independent: this file only uses `core`, so the module and the host test crate
+//! (`tools/testing/host`) compile the same code, and every rule here is unit-tested on the host.
+
+use core::fmt;
+
+/// The granule of `memremap_pages()` on x86_64 (`memremap_compat_align()`, a section): a
+/// donated window starts and ends on a multiple of it.
+pub const ALIGN: u64 = 2 << 20;
+
+/// The number of standard BARs (`PCI_STD_NUM_BARS`).
+pub const NUM_BARS: usize = 6;
+
+/// What the PCI core says about one BAR.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BarInfo {
+    /// CPU physical start address.
+    pub start: u64,
+    /// Length in bytes; 0 for an unimplemented BAR.
+    pub len: u64,
+    /// Whether the BAR decodes memory (`IORESOURCE_MEM`), as opposed to I/O ports.
+    pub mem: bool,
+    /// Whether the BAR is prefetchable (`IORESOURCE_PREFETCH`).
+    pub prefetch: bool,
+}
+
+/// The window the user asked for, from the module parameters, validated on its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Request {
+    /// The BAR, or `None` to pick the largest memory BAR.
+    pub bar: Option<u8>,
+    /// Offset of the window in the BAR.
+    pub offset: u64,
+    /// Size of the window, or `None` for the rest of the BAR after `offset`.
+    pub size: Option<u64>,
+}
+
+/// A window of a BAR, inside the BAR and aligned to [`ALIGN`] at both ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    /// The BAR.
+    pub bar: u8,
+    /// Offset of the window in the BAR.
+    pub offset: u64,
+    /// Size of the window in bytes, a non-zero multiple of [`ALIGN`].
+    pub size: u64,
+}
+
+/// Why a request cannot be served. Every variant says which value was wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayoutError {
+    /// The `bar` parameter is neither -1 nor a BAR index.
+    BarIndex(i64),
+    /// A parameter is not a multiple of [`ALIGN`].
+    Unaligned {
+        /// The parameter's name.
+        what: &'static str,
+        /// Its value.
+        value: u64,
+    },
+    /// The requested BAR does not decode memory, or is not implemented.
+    NotMemory(u8),
+    /// No BAR of the device holds an aligned window of at least [`ALIGN`].
+    NoUsableBar,
+    /// The BAR's start address is not aligned to [`ALIGN`].
+    BarUnaligned(u8),
+    /// The window does not fit in the BAR.
+    OutOfBar {
+        /// The BAR.
+        bar: u8,
+        /// The requested offset.
+        offset: u64,
+        /// The requested size (0 when the rest of the BAR was asked for and nothing is left).
+        size: u64,
+        /// The BAR's length.
+        len: u64,
+    },
+}
+
+impl LayoutError {
+    /// Whether the error means "this device has nothing for us" (`-ENODEV`) rather than "the
+    /// parameters are wrong" (`-EINVAL`).
+    pub fn is_no_device(&self) -> bool {
+        matches!(self, Self::NoUsableBar)
+    }
+}
+
+impl fmt::Display for LayoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::BarIndex(bar) => write!(f, "bar={bar} is not a BAR index (0-5, or -1 for auto)"),
+            Self::Unaligned { what, value } => write!(
+                f,
+                "{what}={value:#x} is not a multiple of {} MiB",
+                ALIGN >> 20
+            ),
+            Self::NotMemory(bar) => write!(f, "BAR {bar} is not an implemented memory BAR"),
+            Self::NoUsableBar => write!(
+                f,
+                "no memory BAR of at least {} MiB to donate",
+                ALIGN >> 20
+            ),
+            Self::BarUnaligned(bar) => write!(
+                f,
+                "BAR {bar} does not start on a {} MiB boundary",
+                ALIGN >> 20
+            ),
+            Self::OutOfBar {
+                bar,
+                offset,
+                size,
+                len,
+            } => write!(
+                f,
+                "offset={offset:#x} size={size:#x} does not fit in BAR {bar} of {len:#x} bytes"
+            ),
+        }
+    }
+}
+
+impl Request {
+    /// Validates the module parameters on their own: `bar` is -1 or 0-5, `offset` and `size`
+    /// are multiples of [`ALIGN`]; `size == 0` means the rest of the BAR.
+    pub fn from_params(bar: i64, offset: u64, size: u64) -> Result<Self, LayoutError> {
+        let bar = match bar {
+            -1 => None,
+            0..=5 => Some(bar as u8),
+            _ => return Err(LayoutError::BarIndex(bar)),
+        };
+        if offset % ALIGN != 0 {
+            return Err(LayoutError::Unaligned {
+                what: "offset",
+                value: offset,
+            });
+        }
+        if size % ALIGN != 0 {
+            return Err(LayoutError::Unaligned {
+                what: "size",
+                value: size,
+            });
+        }
+        Ok(Self {
+            bar,
+            offset,
+            size: if size == 0 { None } else { Some(size) },
+        })
+    }
+
+    /// Picks the window on a device with these BARs.
+    ///
+    /// Without an explicit BAR, the largest memory BAR wins (a prefetchable one on a tie, then
+    /// the lowest index): on an NVMe controller that is the CMB, on ivshmem the shared memory.
+    pub fn choose(&self, bars: &[BarInfo; NUM_BARS]) -> Result<Window, LayoutError> {
+        let bar = match self.bar {
+            Some(bar) => {
+                let info = bars[usize::from(bar)];
+                if !info.mem || info.len == 0 {
+                    return Err(LayoutError::NotMemory(bar));
+                }
+                bar
+            }
+            None => {
+                let mut best: Option<(u8, BarInfo)> = None;
+                for (index, info) in (0u8..).zip(bars.iter()) {
+                    if !info.mem || info.len < ALIGN {
+                        continue;
+                    }
+                    let better = match best {
+                        None => true,
+                        Some((_, b)) => (info.len, info.prefetch) > (b.len, b.prefetch),
+                    };
+                    if better {
+                        best = Some((index, *info));
+                    }
+                }
+                best.ok_or(LayoutError::NoUsableBar)?.0
+            }
+        };
+        let info = bars[usize::from(bar)];
+        if info.start % ALIGN != 0 {
+            return Err(LayoutError::BarUnaligned(bar));
+        }
+        let out_of_bar = |size| LayoutError::OutOfBar {
+            bar,
+            offset: self.offset,
+            size,
+            len: info.len,
+        };
+        let room = info.len.checked_sub(self.offset).ok_or_else(|| out_of_bar(0))?;
+        let size = match self.size {
+            Some(size) if size <= room => size,
+            Some(size) => return Err(out_of_bar(size)),
+            None => room - room % ALIGN,
+        };
+        if size == 0 {
+            return Err(out_of_bar(0));
+        }
+        Ok(Window {
+            bar,
+            offset: self.offset,
+            size,
+        })
+    }
+}

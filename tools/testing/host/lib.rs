@@ -1,0 +1,7 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The kernel-independent modules of p2pmem, compiled for the host, exactly as the module
+//! compiles them (same files, no copies).
+
+#[path = "../../../src/layout.rs"]
+pub mod layout;

@@ -1,0 +1,168 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Which window of which BAR p2pmem donates, for every kind of parameter and device.
+
+use p2pmem_host_tests::layout::{BarInfo, LayoutError, Request, Window, ALIGN, NUM_BARS};
+use proptest::prelude::*;
+
+const MIB: u64 = 1 << 20;
+
+fn mem(start: u64, len: u64, prefetch: bool) -> BarInfo {
+    BarInfo { start, len, mem: true, prefetch }
+}
+
+/// ivshmem-plain as QEMU builds it: 256 B of registers in BAR 0, shared memory in BAR 2.
+fn ivshmem(len: u64) -> [BarInfo; NUM_BARS] {
+    let mut bars = [BarInfo::default(); NUM_BARS];
+    bars[0] = mem(0xfe00_0000, 256, false);
+    bars[2] = mem(0x80_0000_0000, len, true);
+    bars
+}
+
+/// An NVMe controller with a CMB: 16 KiB of registers in BAR 0, the CMB in BAR 2, an I/O BAR.
+fn nvme_cmb(len: u64) -> [BarInfo; NUM_BARS] {
+    let mut bars = [BarInfo::default(); NUM_BARS];
+    bars[0] = mem(0xfe20_0000, 16 << 10, false);
+    bars[2] = mem(0x80_1000_0000, len, true);
+    bars[4] = BarInfo { start: 0xc000, len: 0x100, mem: false, prefetch: false };
+    bars
+}
+
+fn auto() -> Request {
+    Request::from_params(-1, 0, 0).unwrap()
+}
+
+#[test]
+fn auto_picks_the_shared_memory_bar_of_ivshmem() {
+    assert_eq!(auto().choose(&ivshmem(64 * MIB)), Ok(Window { bar: 2, offset: 0, size: 64 * MIB }));
+}
+
+#[test]
+fn auto_picks_the_cmb_of_nvme() {
+    assert_eq!(auto().choose(&nvme_cmb(64 * MIB)), Ok(Window { bar: 2, offset: 0, size: 64 * MIB }));
+}
+
+#[test]
+fn a_device_without_a_2mib_memory_bar_is_no_device() {
+    let mut bars = [BarInfo::default(); NUM_BARS];
+    bars[0] = mem(0xfe00_0000, MIB, false);
+    let err = auto().choose(&bars).unwrap_err();
+    assert_eq!(err, LayoutError::NoUsableBar);
+    assert!(err.is_no_device());
+}
+
+#[test]
+fn bar_index_out_of_range_is_refused() {
+    for bar in [-2, 6, 9, i64::MAX] {
+        assert_eq!(Request::from_params(bar, 0, 0), Err(LayoutError::BarIndex(bar)));
+    }
+    assert_eq!(
+        Request::from_params(9, 0, 0).unwrap_err().to_string(),
+        "bar=9 is not a BAR index (0-5, or -1 for auto)"
+    );
+}
+
+#[test]
+fn unaligned_offset_or_size_is_refused() {
+    assert_eq!(
+        Request::from_params(-1, 4096, 0),
+        Err(LayoutError::Unaligned { what: "offset", value: 4096 })
+    );
+    assert_eq!(
+        Request::from_params(-1, 0, 12345),
+        Err(LayoutError::Unaligned { what: "size", value: 12345 })
+    );
+    assert_eq!(
+        Request::from_params(-1, 0, 12345).unwrap_err().to_string(),
+        "size=0x3039 is not a multiple of 2 MiB"
+    );
+}
+
+#[test]
+fn explicit_non_memory_or_empty_bar_is_refused() {
+    let req = |bar| Request::from_params(bar, 0, 0).unwrap();
+    assert_eq!(req(4).choose(&nvme_cmb(64 * MIB)), Err(LayoutError::NotMemory(4)));
+    assert_eq!(req(5).choose(&nvme_cmb(64 * MIB)), Err(LayoutError::NotMemory(5)));
+    assert!(!LayoutError::NotMemory(4).is_no_device());
+}
+
+#[test]
+fn explicit_bar_too_small_for_one_granule_is_out_of_bar() {
+    let req = Request::from_params(0, 0, 0).unwrap();
+    assert_eq!(
+        req.choose(&ivshmem(64 * MIB)),
+        Err(LayoutError::OutOfBar { bar: 0, offset: 0, size: 0, len: 256 })
+    );
+}
+
+#[test]
+fn window_past_the_end_is_refused() {
+    let req = Request::from_params(2, 62 * MIB, 4 * MIB).unwrap();
+    assert_eq!(
+        req.choose(&ivshmem(64 * MIB)),
+        Err(LayoutError::OutOfBar { bar: 2, offset: 62 * MIB, size: 4 * MIB, len: 64 * MIB })
+    );
+    let req = Request::from_params(2, 64 * MIB, 0).unwrap();
+    assert!(matches!(req.choose(&ivshmem(64 * MIB)), Err(LayoutError::OutOfBar { .. })));
+    let req = Request::from_params(2, 1 << 40, 0).unwrap();
+    assert!(matches!(req.choose(&ivshmem(64 * MIB)), Err(LayoutError::OutOfBar { .. })));
+}
+
+#[test]
+fn offset_and_size_select_a_slice() {
+    let req = Request::from_params(-1, 8 * MIB, 16 * MIB).unwrap();
+    assert_eq!(req.choose(&ivshmem(64 * MIB)), Ok(Window { bar: 2, offset: 8 * MIB, size: 16 * MIB }));
+    let req = Request::from_params(-1, 8 * MIB, 0).unwrap();
+    assert_eq!(req.choose(&ivshmem(64 * MIB)), Ok(Window { bar: 2, offset: 8 * MIB, size: 56 * MIB }));
+}
+
+#[test]
+fn a_bar_starting_off_the_granule_is_refused() {
+    let mut bars = ivshmem(64 * MIB);
+    bars[2].start += 4096;
+    assert_eq!(auto().choose(&bars), Err(LayoutError::BarUnaligned(2)));
+}
+
+#[test]
+fn a_prefetchable_bar_wins_a_tie() {
+    let mut bars = [BarInfo::default(); NUM_BARS];
+    bars[1] = mem(0x1000_0000, 8 * MIB, false);
+    bars[3] = mem(0x2000_0000, 8 * MIB, true);
+    assert_eq!(auto().choose(&bars).unwrap().bar, 3);
+}
+
+fn any_bar() -> impl Strategy<Value = BarInfo> {
+    (0u64..64, 0u32..40, any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
+        |(start_mib, len_log2, pow2, mem, prefetch)| {
+            let len = if pow2 { 1u64 << len_log2 } else { (1u64 << len_log2) * 3 / 2 };
+            BarInfo { start: start_mib * MIB * 2, len, mem, prefetch }
+        },
+    )
+}
+
+proptest! {
+    /// Whatever the device and the parameters, a chosen window is a non-empty, aligned slice
+    /// of a memory BAR, and an explicit request is honoured exactly.
+    #[test]
+    fn a_chosen_window_always_fits(
+        bars in proptest::array::uniform6(any_bar()),
+        bar in -1i64..6,
+        offset_mib in 0u64..80,
+        size_mib in 0u64..80,
+    ) {
+        let Ok(req) = Request::from_params(bar, offset_mib * 2 * MIB, size_mib * 2 * MIB) else {
+            return Ok(());
+        };
+        if let Ok(w) = req.choose(&bars) {
+            let info = bars[usize::from(w.bar)];
+            prop_assert!(info.mem);
+            prop_assert!(w.size > 0);
+            prop_assert_eq!(w.size % ALIGN, 0);
+            prop_assert_eq!((info.start + w.offset) % ALIGN, 0);
+            prop_assert!(w.offset + w.size <= info.len);
+            prop_assert_eq!(w.offset, offset_mib * 2 * MIB);
+            if bar >= 0 { prop_assert_eq!(i64::from(w.bar), bar); }
+            if size_mib > 0 { prop_assert_eq!(w.size, size_mib * 2 * MIB); }
+        }
+    }
+}

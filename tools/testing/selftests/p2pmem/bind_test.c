@@ -1,0 +1,204 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * p2pmem driver lifecycle: load and unload, binding ivshmem by ID and an
+ * NVMe CMB through driver_override, rebinding, and bad parameters.
+ *
+ * Runs as root in the test-bed guest (scripts/vm.sh); $P2PMEM_KO names the
+ * module. Each test leaves the module unloaded and the CMB NVMe back on nvme.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+#include "p2pmem_util.h"
+
+#define REBIND_LOOPS 20
+
+FIXTURE(p2pmem) {
+	char ivshmem[BDF_LEN];
+	char cmb[BDF_LEN];
+	int kmsg;
+};
+
+FIXTURE_SETUP(p2pmem)
+{
+	char drv[64];
+
+	ASSERT_EQ(0, module_unload());
+	if (find_pci_by_id(IVSHMEM_VENDOR, IVSHMEM_DEVICE, self->ivshmem))
+		SKIP(return, "no ivshmem device (not the scripts/vm.sh test bed?)");
+	if (find_nvme_by_serial(CMB_NVME_SERIAL, self->cmb))
+		SKIP(return, "no NVMe controller with serial " CMB_NVME_SERIAL);
+	ASSERT_EQ(0, pci_driver_of(self->cmb, drv, sizeof(drv)));
+	ASSERT_STREQ("nvme", drv);
+	self->kmsg = kmsg_open();
+	ASSERT_LE(0, self->kmsg);
+}
+
+FIXTURE_TEARDOWN(p2pmem)
+{
+	EXPECT_EQ(0, module_unload());
+	if (self->cmb[0])
+		EXPECT_EQ(0, pci_restore_default_driver(self->cmb));
+	if (self->kmsg > 0)
+		close(self->kmsg);
+}
+
+static bool bound_to(const char *bdf, const char *driver)
+{
+	char drv[64];
+
+	return pci_driver_of(bdf, drv, sizeof(drv)) == 0 && !strcmp(drv, driver);
+}
+
+/* The module loads, registers its PCI driver, and unloads cleanly. */
+TEST(module_loads_and_unloads)
+{
+	if (access("/sys/bus/pci", F_OK))
+		SKIP(return, "no PCI bus");
+	ASSERT_EQ(0, module_unload());
+	ASSERT_EQ(0, module_load(""));
+	EXPECT_TRUE(module_loaded());
+	EXPECT_EQ(0, access("/sys/bus/pci/drivers/" P2PMEM_DRIVER, F_OK));
+	ASSERT_EQ(0, module_unload());
+	EXPECT_FALSE(module_loaded());
+	EXPECT_NE(0, access("/sys/bus/pci/drivers/" P2PMEM_DRIVER, F_OK));
+}
+
+/* Loading binds ivshmem by its ID and logs the shared-memory BAR it donates. */
+TEST_F(p2pmem, ivshmem_binds_by_id)
+{
+	const char *const found[] = { self->ivshmem, "BAR 2 [mem", "pref] 64 MiB",
+				      "donating 64 MiB at offset 0x0", "provider bus offset",
+				      NULL };
+	char line[1024];
+
+	ASSERT_EQ(0, module_load(""));
+	ASSERT_TRUE(bound_to(self->ivshmem, P2PMEM_DRIVER));
+	ASSERT_TRUE(kmsg_grep(self->kmsg, found, line, sizeof(line)));
+	TH_LOG("%s", line);
+}
+
+/* An NVMe controller binds through driver_override; p2pmem donates its CMB. */
+TEST_F(p2pmem, cmb_nvme_binds_through_driver_override)
+{
+	const char *const found[] = { self->cmb, "BAR 2 [mem", "64 MiB; donating 64 MiB",
+				      "provider bus offset", NULL };
+	const char *const released[] = { self->cmb, "released BAR 2 (64 MiB)", NULL };
+	char line[1024];
+
+	ASSERT_EQ(0, module_load(""));
+	ASSERT_EQ(0, pci_bind_override(self->cmb, P2PMEM_DRIVER));
+	ASSERT_TRUE(bound_to(self->cmb, P2PMEM_DRIVER));
+	ASSERT_TRUE(kmsg_grep(self->kmsg, found, line, sizeof(line)));
+	TH_LOG("%s", line);
+
+	ASSERT_EQ(0, pci_driver_file(P2PMEM_DRIVER, "unbind", self->cmb));
+	EXPECT_FALSE(bound_to(self->cmb, P2PMEM_DRIVER));
+	EXPECT_TRUE(kmsg_grep(self->kmsg, released, NULL, 0));
+}
+
+/* Both devices survive REBIND_LOOPS unbind/bind cycles, each one complete. */
+TEST_F_TIMEOUT(p2pmem, rebind_20_times, 600)
+{
+	const char *devs[] = { self->ivshmem, self->cmb };
+	int i, d;
+
+	ASSERT_EQ(0, module_load(""));
+	ASSERT_EQ(0, pci_bind_override(self->cmb, P2PMEM_DRIVER));
+	kmsg_count(self->kmsg, ""); /* drain the probe messages */
+
+	for (i = 0; i < REBIND_LOOPS; i++) {
+		for (d = 0; d < 2; d++) {
+			ASSERT_EQ(0, pci_driver_file(P2PMEM_DRIVER, "unbind", devs[d]));
+			ASSERT_FALSE(bound_to(devs[d], P2PMEM_DRIVER));
+			ASSERT_EQ(0, pci_driver_file(P2PMEM_DRIVER, "bind", devs[d]));
+			ASSERT_TRUE(bound_to(devs[d], P2PMEM_DRIVER)) {
+				TH_LOG("cycle %d: %s did not rebind", i, devs[d]);
+			}
+		}
+	}
+	EXPECT_EQ(2 * REBIND_LOOPS, kmsg_count(self->kmsg, "released BAR 2"));
+	EXPECT_EQ(0, kmsg_count(self->kmsg, "donating"));
+}
+
+/* Unloading the module unbinds every device it drives. */
+TEST_F(p2pmem, unload_unbinds_every_device)
+{
+	ASSERT_EQ(0, module_load(""));
+	ASSERT_EQ(0, pci_bind_override(self->cmb, P2PMEM_DRIVER));
+	ASSERT_TRUE(bound_to(self->ivshmem, P2PMEM_DRIVER));
+	ASSERT_EQ(0, module_unload());
+	EXPECT_FALSE(bound_to(self->ivshmem, P2PMEM_DRIVER));
+	EXPECT_FALSE(bound_to(self->cmb, P2PMEM_DRIVER));
+	EXPECT_EQ(2, kmsg_count(self->kmsg, "released BAR 2"));
+}
+
+/* A bar= that is not a BAR index fails the load with EINVAL and says why. */
+TEST_F(p2pmem, bad_bar_parameter_fails_the_load)
+{
+	const char *const why[] = { "p2pmem", "bar=9 is not a BAR index", NULL };
+
+	EXPECT_EQ(-EINVAL, module_load("bar=9"));
+	EXPECT_FALSE(module_loaded());
+	EXPECT_TRUE(kmsg_grep(self->kmsg, why, NULL, 0));
+}
+
+/* A size= off the 2 MiB granule fails the load with EINVAL and says why. */
+TEST_F(p2pmem, unaligned_size_fails_the_load)
+{
+	const char *const why[] = { "p2pmem", "size=0x3039 is not a multiple of 2 MiB", NULL };
+
+	EXPECT_EQ(-EINVAL, module_load("size=12345"));
+	EXPECT_FALSE(module_loaded());
+	EXPECT_TRUE(kmsg_grep(self->kmsg, why, NULL, 0));
+}
+
+/* A window past the end of the BAR fails the probe: not bound, EINVAL, logged. */
+TEST_F(p2pmem, window_outside_the_bar_fails_the_probe)
+{
+	const char *const why[] = { self->ivshmem, "does not fit in BAR 2", NULL };
+
+	ASSERT_EQ(0, module_load("bar=2 offset=0x8000000"));
+	EXPECT_FALSE(bound_to(self->ivshmem, P2PMEM_DRIVER));
+	EXPECT_TRUE(kmsg_grep(self->kmsg, why, NULL, 0));
+	EXPECT_EQ(-EINVAL, pci_driver_file(P2PMEM_DRIVER, "bind", self->ivshmem));
+	EXPECT_FALSE(bound_to(self->ivshmem, P2PMEM_DRIVER));
+}
+
+/* An explicit BAR that is not memory fails the probe with EINVAL and says why. */
+TEST_F(p2pmem, non_memory_bar_fails_the_probe)
+{
+	const char *const why[] = { self->ivshmem, "BAR 1 is not an implemented memory BAR",
+				    NULL };
+
+	ASSERT_EQ(0, module_load("bar=1"));
+	EXPECT_FALSE(bound_to(self->ivshmem, P2PMEM_DRIVER));
+	EXPECT_TRUE(kmsg_grep(self->kmsg, why, NULL, 0));
+}
+
+/* A device with no memory BAR of 2 MiB (an NVMe without CMB) is refused: ENODEV. */
+TEST_F(p2pmem, device_without_memory_bar_is_refused)
+{
+	const char *const why[] = { "no memory BAR of at least 2 MiB to donate", NULL };
+	char data[BDF_LEN];
+	int ret;
+
+	if (find_nvme_by_serial(DATA_NVME_SERIAL, data))
+		SKIP(return, "no NVMe controller with serial " DATA_NVME_SERIAL);
+	ASSERT_EQ(0, module_load(""));
+	ASSERT_EQ(0, pci_unbind(data));
+	ret = pci_bind_override(data, P2PMEM_DRIVER);
+	/* drivers_probe reports the failed probe as EINVAL; bind reports it as is. */
+	EXPECT_EQ(-EINVAL, ret);
+	EXPECT_EQ(-ENODEV, pci_driver_file(P2PMEM_DRIVER, "bind", data));
+	EXPECT_FALSE(bound_to(data, P2PMEM_DRIVER));
+	EXPECT_TRUE(kmsg_grep(self->kmsg, why, NULL, 0));
+	EXPECT_EQ(0, pci_restore_default_driver(data));
+	EXPECT_TRUE(bound_to(data, "nvme"));
+}
+
+TEST_HARNESS_MAIN

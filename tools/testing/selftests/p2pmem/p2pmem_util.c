@@ -1,0 +1,301 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Helpers shared by the p2pmem selftests; see p2pmem_util.h.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "p2pmem_util.h"
+
+int sysfs_write(const char *path, const char *val)
+{
+	ssize_t n;
+	int fd, ret = 0;
+
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = write(fd, val, strlen(val));
+	if (n < 0)
+		ret = -errno;
+	else if ((size_t)n != strlen(val))
+		ret = -EIO;
+	close(fd);
+	return ret;
+}
+
+int sysfs_read(const char *path, char *buf, size_t len)
+{
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	/* Trim the trailing newline and padding (NVMe serials are space-padded). */
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+		buf[--n] = '\0';
+	return 0;
+}
+
+static unsigned long read_hex(const char *path)
+{
+	char buf[32];
+
+	if (sysfs_read(path, buf, sizeof(buf)))
+		return ULONG_MAX;
+	return strtoul(buf, NULL, 16);
+}
+
+int find_pci_by_id(unsigned int vendor, unsigned int device, char bdf[BDF_LEN])
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	int ret = -ENODEV;
+	DIR *dir;
+
+	dir = opendir("/sys/bus/pci/devices");
+	if (!dir)
+		return -errno;
+	while ((de = readdir(dir))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/vendor", de->d_name);
+		if (read_hex(path) != vendor)
+			continue;
+		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/device", de->d_name);
+		if (read_hex(path) != device)
+			continue;
+		snprintf(bdf, BDF_LEN, "%s", de->d_name);
+		ret = 0;
+		break;
+	}
+	closedir(dir);
+	return ret;
+}
+
+int find_nvme_by_serial(const char *serial, char bdf[BDF_LEN])
+{
+	char path[PATH_MAX], link[PATH_MAX], buf[64];
+	struct dirent *de;
+	int ret = -ENODEV;
+	ssize_t n;
+	DIR *dir;
+
+	dir = opendir("/sys/class/nvme");
+	if (!dir)
+		return -errno;
+	while ((de = readdir(dir))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/sys/class/nvme/%s/serial", de->d_name);
+		if (sysfs_read(path, buf, sizeof(buf)) || strcmp(buf, serial))
+			continue;
+		snprintf(path, sizeof(path), "/sys/class/nvme/%s/device", de->d_name);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n < 0)
+			continue;
+		link[n] = '\0';
+		snprintf(bdf, BDF_LEN, "%s", strrchr(link, '/') ? strrchr(link, '/') + 1 : link);
+		ret = 0;
+		break;
+	}
+	closedir(dir);
+	return ret;
+}
+
+int pci_driver_of(const char *bdf, char *drv, size_t len)
+{
+	char path[PATH_MAX], link[PATH_MAX];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver", bdf);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n < 0) {
+		drv[0] = '\0';
+		return errno == ENOENT ? 0 : -errno;
+	}
+	link[n] = '\0';
+	snprintf(drv, len, "%s", strrchr(link, '/') + 1);
+	return 0;
+}
+
+int pci_driver_file(const char *driver, const char *file, const char *bdf)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/drivers/%s/%s", driver, file);
+	return sysfs_write(path, bdf);
+}
+
+int pci_unbind(const char *bdf)
+{
+	char drv[64];
+	int ret;
+
+	ret = pci_driver_of(bdf, drv, sizeof(drv));
+	if (ret || !drv[0])
+		return ret;
+	return pci_driver_file(drv, "unbind", bdf);
+}
+
+static int set_override(const char *bdf, const char *driver)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver_override", bdf);
+	return sysfs_write(path, driver);
+}
+
+int pci_bind_override(const char *bdf, const char *driver)
+{
+	int ret;
+
+	ret = pci_unbind(bdf);
+	if (ret)
+		return ret;
+	ret = set_override(bdf, driver);
+	if (ret)
+		return ret;
+	return sysfs_write("/sys/bus/pci/drivers_probe", bdf);
+}
+
+int pci_restore_default_driver(const char *bdf)
+{
+	char drv[64];
+	int ret;
+
+	ret = pci_driver_of(bdf, drv, sizeof(drv));
+	if (ret)
+		return ret;
+	if (!strcmp(drv, P2PMEM_DRIVER)) {
+		ret = pci_driver_file(drv, "unbind", bdf);
+		if (ret)
+			return ret;
+	}
+	/* An empty override is written as a lone newline. */
+	ret = set_override(bdf, "\n");
+	if (ret)
+		return ret;
+	return sysfs_write("/sys/bus/pci/drivers_probe", bdf);
+}
+
+int module_load(const char *params)
+{
+	const char *ko = getenv("P2PMEM_KO");
+	int fd, ret = 0;
+
+	fd = open(ko ? ko : "./p2pmem.ko", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (syscall(SYS_finit_module, fd, params, 0))
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+bool module_loaded(void)
+{
+	struct stat st;
+
+	return stat("/sys/module/" P2PMEM_DRIVER, &st) == 0;
+}
+
+int module_unload(void)
+{
+	if (!module_loaded())
+		return 0;
+	if (syscall(SYS_delete_module, P2PMEM_DRIVER, O_NONBLOCK))
+		return -errno;
+	return 0;
+}
+
+int kmsg_open(void)
+{
+	int fd;
+
+	fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (lseek(fd, 0, SEEK_END) < 0) {
+		close(fd);
+		return -errno;
+	}
+	return fd;
+}
+
+/* Calls @match on each record logged since the last read; stops at the end. */
+static int kmsg_scan(int fd, bool (*match)(const char *rec, void *arg), void *arg)
+{
+	char rec[8192];
+	int hits = 0;
+	ssize_t n;
+
+	for (;;) {
+		n = read(fd, rec, sizeof(rec) - 1);
+		if (n < 0) {
+			if (errno == EPIPE) /* overwritten records: go on */
+				continue;
+			break; /* EAGAIN: no more records */
+		}
+		rec[n] = '\0';
+		if (match(rec, arg))
+			hits++;
+	}
+	return hits;
+}
+
+struct grep_arg {
+	const char *const *needles;
+	char *line;
+	size_t len;
+	bool found;
+};
+
+static bool match_all(const char *rec, void *arg)
+{
+	struct grep_arg *g = arg;
+	const char *const *n;
+
+	if (g->found)
+		return false;
+	for (n = g->needles; *n; n++)
+		if (!strstr(rec, *n))
+			return false;
+	if (g->line)
+		snprintf(g->line, g->len, "%s", rec);
+	g->found = true;
+	return true;
+}
+
+bool kmsg_grep(int fd, const char *const *needles, char *line, size_t len)
+{
+	struct grep_arg g = { needles, line, len, false };
+
+	kmsg_scan(fd, match_all, &g);
+	return g.found;
+}
+
+static bool match_one(const char *rec, void *arg)
+{
+	return strstr(rec, arg) != NULL;
+}
+
+int kmsg_count(int fd, const char *needle)
+{
+	return kmsg_scan(fd, match_one, (void *)needle);
+}

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Helpers shared by the p2pmem selftests: sysfs, PCI binding, module
+ * loading and the kernel log. Every helper returns 0 or -errno, never exits.
+ */
+#ifndef _P2PMEM_UTIL_H
+#define _P2PMEM_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define P2PMEM_DRIVER "p2pmem"
+#define BDF_LEN 32
+
+/* The two NVMe controllers of the test bed (scripts/vm.sh), by serial. */
+#define CMB_NVME_SERIAL "p2pmem-cmb"
+#define DATA_NVME_SERIAL "p2pmem-data"
+#define IVSHMEM_VENDOR 0x1af4
+#define IVSHMEM_DEVICE 0x1110
+
+int sysfs_write(const char *path, const char *val);
+int sysfs_read(const char *path, char *buf, size_t len);
+
+/* The first PCI device with this vendor:device, e.g. "0000:03:00.0". */
+int find_pci_by_id(unsigned int vendor, unsigned int device, char bdf[BDF_LEN]);
+/* The PCI device of the NVMe controller with this serial (bound to nvme). */
+int find_nvme_by_serial(const char *serial, char bdf[BDF_LEN]);
+
+/* The name of the driver bound to @bdf, "" when none. */
+int pci_driver_of(const char *bdf, char *drv, size_t len);
+/* Unbinds @bdf from whatever driver it has; 0 when it had none. */
+int pci_unbind(const char *bdf);
+/* Binds @bdf to @driver through driver_override and drivers_probe. */
+int pci_bind_override(const char *bdf, const char *driver);
+/* Clears driver_override and lets the bus find the default driver again. */
+int pci_restore_default_driver(const char *bdf);
+/* Writes @bdf to /sys/bus/pci/drivers/@driver/@file ("bind" or "unbind"). */
+int pci_driver_file(const char *driver, const char *file, const char *bdf);
+
+/* Loads p2pmem.ko ($P2PMEM_KO, default ./p2pmem.ko) with @params. */
+int module_load(const char *params);
+/* Unloads p2pmem; 0 when it was not loaded. */
+int module_unload(void);
+bool module_loaded(void);
+
+/* A reader of /dev/kmsg that sees only what is logged after it opened. */
+int kmsg_open(void);
+/* Whether a record logged since the last call holds every one of @needles. */
+bool kmsg_grep(int fd, const char *const *needles, char *line, size_t len);
+/* How many records logged since the last call hold @needle. */
+int kmsg_count(int fd, const char *needle);
+
+#endif /* _P2PMEM_UTIL_H */
