@@ -98,11 +98,9 @@ impl fmt::Display for LayoutError {
                 ALIGN >> 20
             ),
             Self::NotMemory(bar) => write!(f, "BAR {bar} is not an implemented memory BAR"),
-            Self::NoUsableBar => write!(
-                f,
-                "no memory BAR of at least {} MiB to donate",
-                ALIGN >> 20
-            ),
+            Self::NoUsableBar => {
+                write!(f, "no memory BAR of at least {} MiB to donate", ALIGN >> 20)
+            }
             Self::BarUnaligned(bar) => write!(
                 f,
                 "BAR {bar} does not start on a {} MiB boundary",
@@ -189,7 +187,10 @@ impl Request {
             size,
             len: info.len,
         };
-        let room = info.len.checked_sub(self.offset).ok_or_else(|| out_of_bar(0))?;
+        let room = info
+            .len
+            .checked_sub(self.offset)
+            .ok_or_else(|| out_of_bar(0))?;
         let size = match self.size {
             Some(size) if size <= room => size,
             Some(size) => return Err(out_of_bar(size)),

@@ -5,3 +5,6 @@
 
 #[path = "../../../src/layout.rs"]
 pub mod layout;
+
+#[path = "../../../src/region.rs"]
+pub mod region;

@@ -8,7 +8,12 @@ use proptest::prelude::*;
 const MIB: u64 = 1 << 20;
 
 fn mem(start: u64, len: u64, prefetch: bool) -> BarInfo {
-    BarInfo { start, len, mem: true, prefetch }
+    BarInfo {
+        start,
+        len,
+        mem: true,
+        prefetch,
+    }
 }
 
 /// ivshmem-plain as QEMU builds it: 256 B of registers in BAR 0, shared memory in BAR 2.
@@ -24,7 +29,12 @@ fn nvme_cmb(len: u64) -> [BarInfo; NUM_BARS] {
     let mut bars = [BarInfo::default(); NUM_BARS];
     bars[0] = mem(0xfe20_0000, 16 << 10, false);
     bars[2] = mem(0x80_1000_0000, len, true);
-    bars[4] = BarInfo { start: 0xc000, len: 0x100, mem: false, prefetch: false };
+    bars[4] = BarInfo {
+        start: 0xc000,
+        len: 0x100,
+        mem: false,
+        prefetch: false,
+    };
     bars
 }
 
@@ -34,12 +44,26 @@ fn auto() -> Request {
 
 #[test]
 fn auto_picks_the_shared_memory_bar_of_ivshmem() {
-    assert_eq!(auto().choose(&ivshmem(64 * MIB)), Ok(Window { bar: 2, offset: 0, size: 64 * MIB }));
+    assert_eq!(
+        auto().choose(&ivshmem(64 * MIB)),
+        Ok(Window {
+            bar: 2,
+            offset: 0,
+            size: 64 * MIB
+        })
+    );
 }
 
 #[test]
 fn auto_picks_the_cmb_of_nvme() {
-    assert_eq!(auto().choose(&nvme_cmb(64 * MIB)), Ok(Window { bar: 2, offset: 0, size: 64 * MIB }));
+    assert_eq!(
+        auto().choose(&nvme_cmb(64 * MIB)),
+        Ok(Window {
+            bar: 2,
+            offset: 0,
+            size: 64 * MIB
+        })
+    );
 }
 
 #[test]
@@ -54,7 +78,10 @@ fn a_device_without_a_2mib_memory_bar_is_no_device() {
 #[test]
 fn bar_index_out_of_range_is_refused() {
     for bar in [-2, 6, 9, i64::MAX] {
-        assert_eq!(Request::from_params(bar, 0, 0), Err(LayoutError::BarIndex(bar)));
+        assert_eq!(
+            Request::from_params(bar, 0, 0),
+            Err(LayoutError::BarIndex(bar))
+        );
     }
     assert_eq!(
         Request::from_params(9, 0, 0).unwrap_err().to_string(),
@@ -66,11 +93,17 @@ fn bar_index_out_of_range_is_refused() {
 fn unaligned_offset_or_size_is_refused() {
     assert_eq!(
         Request::from_params(-1, 4096, 0),
-        Err(LayoutError::Unaligned { what: "offset", value: 4096 })
+        Err(LayoutError::Unaligned {
+            what: "offset",
+            value: 4096
+        })
     );
     assert_eq!(
         Request::from_params(-1, 0, 12345),
-        Err(LayoutError::Unaligned { what: "size", value: 12345 })
+        Err(LayoutError::Unaligned {
+            what: "size",
+            value: 12345
+        })
     );
     assert_eq!(
         Request::from_params(-1, 0, 12345).unwrap_err().to_string(),
@@ -81,8 +114,14 @@ fn unaligned_offset_or_size_is_refused() {
 #[test]
 fn explicit_non_memory_or_empty_bar_is_refused() {
     let req = |bar| Request::from_params(bar, 0, 0).unwrap();
-    assert_eq!(req(4).choose(&nvme_cmb(64 * MIB)), Err(LayoutError::NotMemory(4)));
-    assert_eq!(req(5).choose(&nvme_cmb(64 * MIB)), Err(LayoutError::NotMemory(5)));
+    assert_eq!(
+        req(4).choose(&nvme_cmb(64 * MIB)),
+        Err(LayoutError::NotMemory(4))
+    );
+    assert_eq!(
+        req(5).choose(&nvme_cmb(64 * MIB)),
+        Err(LayoutError::NotMemory(5))
+    );
     assert!(!LayoutError::NotMemory(4).is_no_device());
 }
 
@@ -91,7 +130,12 @@ fn explicit_bar_too_small_for_one_granule_is_out_of_bar() {
     let req = Request::from_params(0, 0, 0).unwrap();
     assert_eq!(
         req.choose(&ivshmem(64 * MIB)),
-        Err(LayoutError::OutOfBar { bar: 0, offset: 0, size: 0, len: 256 })
+        Err(LayoutError::OutOfBar {
+            bar: 0,
+            offset: 0,
+            size: 0,
+            len: 256
+        })
     );
 }
 
@@ -100,20 +144,45 @@ fn window_past_the_end_is_refused() {
     let req = Request::from_params(2, 62 * MIB, 4 * MIB).unwrap();
     assert_eq!(
         req.choose(&ivshmem(64 * MIB)),
-        Err(LayoutError::OutOfBar { bar: 2, offset: 62 * MIB, size: 4 * MIB, len: 64 * MIB })
+        Err(LayoutError::OutOfBar {
+            bar: 2,
+            offset: 62 * MIB,
+            size: 4 * MIB,
+            len: 64 * MIB
+        })
     );
     let req = Request::from_params(2, 64 * MIB, 0).unwrap();
-    assert!(matches!(req.choose(&ivshmem(64 * MIB)), Err(LayoutError::OutOfBar { .. })));
+    assert!(matches!(
+        req.choose(&ivshmem(64 * MIB)),
+        Err(LayoutError::OutOfBar { .. })
+    ));
     let req = Request::from_params(2, 1 << 40, 0).unwrap();
-    assert!(matches!(req.choose(&ivshmem(64 * MIB)), Err(LayoutError::OutOfBar { .. })));
+    assert!(matches!(
+        req.choose(&ivshmem(64 * MIB)),
+        Err(LayoutError::OutOfBar { .. })
+    ));
 }
 
 #[test]
 fn offset_and_size_select_a_slice() {
     let req = Request::from_params(-1, 8 * MIB, 16 * MIB).unwrap();
-    assert_eq!(req.choose(&ivshmem(64 * MIB)), Ok(Window { bar: 2, offset: 8 * MIB, size: 16 * MIB }));
+    assert_eq!(
+        req.choose(&ivshmem(64 * MIB)),
+        Ok(Window {
+            bar: 2,
+            offset: 8 * MIB,
+            size: 16 * MIB
+        })
+    );
     let req = Request::from_params(-1, 8 * MIB, 0).unwrap();
-    assert_eq!(req.choose(&ivshmem(64 * MIB)), Ok(Window { bar: 2, offset: 8 * MIB, size: 56 * MIB }));
+    assert_eq!(
+        req.choose(&ivshmem(64 * MIB)),
+        Ok(Window {
+            bar: 2,
+            offset: 8 * MIB,
+            size: 56 * MIB
+        })
+    );
 }
 
 #[test]
@@ -132,12 +201,26 @@ fn a_prefetchable_bar_wins_a_tie() {
 }
 
 fn any_bar() -> impl Strategy<Value = BarInfo> {
-    (0u64..64, 0u32..40, any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
-        |(start_mib, len_log2, pow2, mem, prefetch)| {
-            let len = if pow2 { 1u64 << len_log2 } else { (1u64 << len_log2) * 3 / 2 };
-            BarInfo { start: start_mib * MIB * 2, len, mem, prefetch }
-        },
+    (
+        0u64..64,
+        0u32..40,
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
     )
+        .prop_map(|(start_mib, len_log2, pow2, mem, prefetch)| {
+            let len = if pow2 {
+                1u64 << len_log2
+            } else {
+                (1u64 << len_log2) * 3 / 2
+            };
+            BarInfo {
+                start: start_mib * MIB * 2,
+                len,
+                mem,
+                prefetch,
+            }
+        })
 }
 
 proptest! {

@@ -1,0 +1,213 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The page allocator over the Rust-owned region, with exact per-page accounting.
+//!
+//! Kernel-independent: this file only uses `core`, so the module and the host test crate
+//! (`tools/testing/host`) compile the same code.
+//!
+//! The allocator is a lock-free bitmap: a page is handed out by setting its bit, and comes back
+//! (from the pgmap's `folio_free` callback, in any context, IRQ included) by clearing it. No
+//! lock is ever taken, so the free path cannot deadlock against anything.
+//!
+//! The pool also gates hand-outs for unbind: after [`PagePool::close`] no page is handed out
+//! again, and [`PagePool::outstanding`] reaching zero means every page has come back.
+
+use core::ops::Deref;
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+/// Why pages could not be handed out or taken back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolError {
+    /// Fewer free pages than asked for; nothing was allocated.
+    NoSpace,
+    /// The pool is closed (the device is going away); nothing was allocated.
+    Closed,
+    /// A page index past the end of the region.
+    OutOfRange,
+    /// A page that is not handed out was freed: a refcounting bug somewhere.
+    NotAllocated,
+}
+
+/// Counters of a pool, as userspace sees them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Pages in the region.
+    pub pages: u64,
+    /// Pages free now.
+    pub free: u64,
+    /// Pages handed out and not yet back.
+    pub outstanding: u64,
+    /// Pages handed out since the pool was made.
+    pub handed_out: u64,
+    /// Pages that came back since the pool was made.
+    pub freed: u64,
+}
+
+/// A pool of `pages` pages tracked by a bitmap in `S` (one bit per page, set when handed out).
+pub struct PagePool<S: Deref<Target = [AtomicU64]>> {
+    bits: S,
+    pages: usize,
+    free: AtomicUsize,
+    /// The word the next search starts at: allocations sweep the region instead of piling up at
+    /// its start, which keeps runs contiguous while the region is mostly free.
+    hint: AtomicUsize,
+    open: AtomicBool,
+    handed_out: AtomicU64,
+    freed: AtomicU64,
+}
+
+/// The number of bitmap words a pool of `pages` pages needs.
+pub const fn words_for(pages: usize) -> usize {
+    pages.div_ceil(64)
+}
+
+impl<S: Deref<Target = [AtomicU64]>> PagePool<S> {
+    /// Makes a pool of `pages` free pages over `bits`, which must be zeroed and hold at least
+    /// [`words_for`]`(pages)` words (else `None`).
+    pub fn new(bits: S, pages: usize) -> Option<Self> {
+        if bits.len() < words_for(pages) || bits.iter().any(|w| w.load(Ordering::Relaxed) != 0) {
+            return None;
+        }
+        // Bits past the end are permanently taken, so a search never returns them.
+        if pages % 64 != 0 {
+            bits[pages / 64].store(!0u64 << (pages % 64), Ordering::Relaxed);
+        }
+        for w in bits.iter().skip(words_for(pages)) {
+            w.store(!0, Ordering::Relaxed);
+        }
+        Some(Self {
+            bits,
+            pages,
+            free: AtomicUsize::new(pages),
+            hint: AtomicUsize::new(0),
+            open: AtomicBool::new(true),
+            handed_out: AtomicU64::new(0),
+            freed: AtomicU64::new(0),
+        })
+    }
+
+    /// Pages in the region.
+    pub fn pages(&self) -> usize {
+        self.pages
+    }
+
+    /// Hands out `n` pages, all or none, calling `take(index)` once for each (in ascending
+    /// order within each run). Fails with [`PoolError::Closed`] once [`Self::close`] ran.
+    pub fn alloc(&self, n: usize, mut take: impl FnMut(usize)) -> Result<(), PoolError> {
+        if n == 0 {
+            return Ok(());
+        }
+        // Reserve first: between here and the bit search, the pages are counted as taken.
+        let mut free = self.free.load(Ordering::Relaxed);
+        loop {
+            if free < n {
+                return Err(PoolError::NoSpace);
+            }
+            match self.free.compare_exchange_weak(
+                free,
+                free - n,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(now) => free = now,
+            }
+        }
+        // Count them as outstanding before checking `open`: `close()` stores `open` first and
+        // reads `outstanding` second, so one of the two sides sees the other (both SeqCst).
+        self.handed_out.fetch_add(n as u64, Ordering::SeqCst);
+        if !self.open.load(Ordering::SeqCst) {
+            self.handed_out.fetch_sub(n as u64, Ordering::SeqCst);
+            self.free.fetch_add(n, Ordering::AcqRel);
+            return Err(PoolError::Closed);
+        }
+
+        // The reservation guarantees that `n` clear bits exist (a free clears its bit before it
+        // counts the page as free), so this terminates.
+        let words = words_for(self.pages);
+        let mut want = n;
+        let mut word = self.hint.load(Ordering::Relaxed) % words;
+        while want > 0 {
+            let slot = &self.bits[word];
+            let mut cur = slot.load(Ordering::Relaxed);
+            while cur != !0 && want > 0 {
+                // Take the lowest run of clear bits in this word, up to `want` of them.
+                let first = (!cur).trailing_zeros();
+                let run = (cur >> first).trailing_zeros().min(64 - first);
+                let len = run.min(want as u32);
+                let mask = if len == 64 {
+                    !0
+                } else {
+                    ((1u64 << len) - 1) << first
+                };
+                match slot.compare_exchange_weak(
+                    cur,
+                    cur | mask,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => {
+                        for bit in first..first + len {
+                            take(word * 64 + bit as usize);
+                        }
+                        want -= len as usize;
+                        cur |= mask;
+                    }
+                    Err(now) => cur = now,
+                }
+            }
+            if want > 0 {
+                word = (word + 1) % words;
+            }
+        }
+        self.hint.store(word, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Takes back page `index`; an error means it was not handed out (and nothing changed).
+    pub fn free(&self, index: usize) -> Result<(), PoolError> {
+        if index >= self.pages {
+            return Err(PoolError::OutOfRange);
+        }
+        let mask = 1u64 << (index % 64);
+        let old = self.bits[index / 64].fetch_and(!mask, Ordering::AcqRel);
+        if old & mask == 0 {
+            return Err(PoolError::NotAllocated);
+        }
+        self.free.fetch_add(1, Ordering::AcqRel);
+        self.freed.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Stops all further hand-outs. Returns the pages outstanding at that point; from now on,
+    /// [`Self::outstanding`] only goes down.
+    pub fn close(&self) -> u64 {
+        self.open.store(false, Ordering::SeqCst);
+        self.outstanding()
+    }
+
+    /// Whether hand-outs are still allowed.
+    pub fn is_open(&self) -> bool {
+        self.open.load(Ordering::SeqCst)
+    }
+
+    /// Pages handed out and not back yet.
+    pub fn outstanding(&self) -> u64 {
+        // Read `freed` first: it never passes `handed_out`, so the difference cannot underflow.
+        let freed = self.freed.load(Ordering::SeqCst);
+        self.handed_out.load(Ordering::SeqCst).saturating_sub(freed)
+    }
+
+    /// A snapshot of the counters (each exact, not taken atomically together).
+    pub fn stats(&self) -> PoolStats {
+        let freed = self.freed.load(Ordering::SeqCst);
+        let handed_out = self.handed_out.load(Ordering::SeqCst);
+        PoolStats {
+            pages: self.pages as u64,
+            free: self.free.load(Ordering::Acquire) as u64,
+            outstanding: handed_out.saturating_sub(freed),
+            handed_out,
+            freed,
+        }
+    }
+}
