@@ -10,10 +10,32 @@
 #ifndef _P2PMEM_KERNEL_H
 #define _P2PMEM_KERNEL_H
 
+#include <linux/memremap.h>
+#include <linux/mm.h>
 #include <linux/pci.h>
 #include <linux/pci-p2pdma.h>
+#include <linux/percpu-refcount.h>
+
+#include "uapi/linux/p2pmem.h"
 
 /* pci_resource_flags() is a macro. */
 unsigned long p2pmem_pci_resource_flags(struct pci_dev *pdev, int bar);
+/* dev_to_node() is a static inline. */
+int p2pmem_pci_node(struct pci_dev *pdev);
+
+/* struct dev_pagemap: the range is in a union with a flexible array. */
+void p2pmem_pgmap_set_range(struct dev_pagemap *pgmap, u64 start, u64 end);
+
+/* Static inline page and folio helpers (include/linux/mm.h, page_ref.h). */
+struct dev_pagemap *p2pmem_folio_pgmap(struct folio *folio);
+unsigned long p2pmem_folio_pfn(struct folio *folio);
+struct page *p2pmem_pfn_to_page(unsigned long pfn);
+int p2pmem_page_count(struct page *page);
+void p2pmem_set_page_count(struct page *page, int v);
+void p2pmem_put_page(struct page *page);
+
+/* Static inline percpu_ref helpers. */
+bool p2pmem_percpu_ref_tryget_live(struct percpu_ref *ref);
+void p2pmem_percpu_ref_put(struct percpu_ref *ref);
 
 #endif /* _P2PMEM_KERNEL_H */

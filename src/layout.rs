@@ -67,6 +67,13 @@ pub enum LayoutError {
     NoUsableBar,
     /// The BAR's start address is not aligned to [`ALIGN`].
     BarUnaligned(u8),
+    /// The kernel-pool slice leaves less than [`ALIGN`] of the window to the Rust region.
+    PoolTooLarge {
+        /// The requested slice.
+        pool: u64,
+        /// The window's size.
+        size: u64,
+    },
     /// The window does not fit in the BAR.
     OutOfBar {
         /// The BAR.
@@ -106,6 +113,11 @@ impl fmt::Display for LayoutError {
                 "BAR {bar} does not start on a {} MiB boundary",
                 ALIGN >> 20
             ),
+            Self::PoolTooLarge { pool, size } => write!(
+                f,
+                "pool_size={pool:#x} leaves less than {} MiB of the {size:#x} byte window",
+                ALIGN >> 20
+            ),
             Self::OutOfBar {
                 bar,
                 offset,
@@ -116,6 +128,55 @@ impl fmt::Display for LayoutError {
                 "offset={offset:#x} size={size:#x} does not fit in BAR {bar} of {len:#x} bytes"
             ),
         }
+    }
+}
+
+/// How a window is shared: a slice at its start for the kernel's P2PDMA pool (nvmet and other
+/// in-kernel users, sysfs `p2pmem/allocate`), the rest for the region p2pmem serves itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Split {
+    /// Bytes at the start of the window given to the kernel's pool; 0 when disabled.
+    pub pool: u64,
+    /// Offset in the BAR of the Rust-owned region.
+    pub region_offset: u64,
+    /// Size of the Rust-owned region, a non-zero multiple of [`ALIGN`].
+    pub region_size: u64,
+}
+
+impl Window {
+    /// Splits the window. `pool_size` is the `pool_size` parameter: negative for the default
+    /// (2 MiB or 1/8 of the window, whichever is larger, when that leaves the region at least
+    /// 2 MiB; else none), 0 for no pool, else the slice size (a multiple of [`ALIGN`]).
+    pub fn split(&self, pool_size: i64) -> Result<Split, LayoutError> {
+        let pool = match u64::try_from(pool_size) {
+            Err(_) => {
+                let eighth = self.size / 8 - (self.size / 8) % ALIGN;
+                let pool = eighth.max(ALIGN);
+                if self.size - pool >= ALIGN {
+                    pool
+                } else {
+                    0
+                }
+            }
+            Ok(pool) if pool % ALIGN != 0 => {
+                return Err(LayoutError::Unaligned {
+                    what: "pool_size",
+                    value: pool,
+                })
+            }
+            Ok(pool) if pool > self.size || self.size - pool < ALIGN => {
+                return Err(LayoutError::PoolTooLarge {
+                    pool,
+                    size: self.size,
+                })
+            }
+            Ok(pool) => pool,
+        };
+        Ok(Split {
+            pool,
+            region_offset: self.offset + pool,
+            region_size: self.size - pool,
+        })
     }
 }
 

@@ -6,17 +6,29 @@
 //! controller's CMB, say) through `driver_override`. This file wires the module together; each
 //! concern lives in its own module:
 //!
-//! - [`layout`]: which window of which BAR is donated (kernel-independent, host-tested);
-//! - [`pci_bar`]: BAR flags and the claim on the donated BAR;
-//! - [`p2pdma`]: the kernel's P2PDMA provider of that BAR;
-//! - [`bindings`]: the module's own bindgen output and C shim.
+//! - [`layout`] decides which window of which BAR is donated, and how it is split between the
+//!   kernel's P2PDMA pool and our own region (kernel-independent, host-tested);
+//! - [`pci_bar`] reads BAR flags and claims the donated BAR;
+//! - [`p2pdma`] wraps the kernel's P2PDMA provider of that BAR, its pool, our pagemap's layout;
+//! - [`pgmap`] is the safe `struct dev_pagemap` abstraction;
+//! - [`region`] (kernel-independent) and [`tracker`] allocate pages and gate unbind;
+//! - [`cdev`] serves `/dev/p2pmemN`;
+//! - [`bindings`] holds the module's own bindgen output for the C shim.
 
 use kernel::{device::Core, driver, pci, prelude::*};
 
 mod bindings;
-mod layout;
+mod cdev;
 mod p2pdma;
 mod pci_bar;
+mod pgmap;
+mod tracker;
+
+// Kernel-independent: their items are `pub` for the host test crate (`tools/testing/host`).
+#[expect(unreachable_pub)]
+mod layout;
+#[expect(unreachable_pub)]
+mod region;
 
 module! {
     type: P2pmemModule,
@@ -37,16 +49,35 @@ module! {
             default: 0,
             description: "Size of the donated window (a multiple of 2 MiB); 0 is the rest of the BAR",
         },
+        pool_size: i64 {
+            default: -1,
+            description: "Bytes of the window for the kernel's P2PDMA pool (nvmet, sysfs p2pmem/); -1: 2 MiB or 1/8, 0: none",
+        },
     },
 }
 
 /// The window the module parameters ask for.
 fn requested_window() -> Result<layout::Request, layout::LayoutError> {
     layout::Request::from_params(
-        i64::from(*module_parameters::bar.value()),
-        *module_parameters::offset.value(),
-        *module_parameters::size.value(),
+        i64::from(module_parameters::bar.value()),
+        module_parameters::offset.value(),
+        module_parameters::size.value(),
     )
+}
+
+/// The window and its split on a device with these BARs.
+fn layout_for(
+    bars: &[layout::BarInfo; layout::NUM_BARS],
+) -> Result<(layout::Window, layout::Split), layout::LayoutError> {
+    let window = requested_window()?.choose(bars)?;
+    let split = window.split(module_parameters::pool_size.value())?;
+    Ok((window, split))
+}
+
+impl kernel::fmt::Display for layout::LayoutError {
+    fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
+        core::fmt::Display::fmt(self, f)
+    }
 }
 
 /// The errno a layout error stands for.
@@ -72,10 +103,12 @@ kernel::pci_device_table!(
 /// The PCI driver.
 struct P2pmemDriver;
 
-/// What p2pmem holds for a bound device. Dropped after `unbind`, before devres is released.
+/// What p2pmem holds for a bound device. Dropped after `unbind`, before devres is released
+/// (which frees the kernel's P2PDMA state, the provider included): fields drop in order.
 struct P2pmemDevice<'bound> {
     pdev: &'bound pci::Device,
     window: layout::Window,
+    cdev: Pin<KBox<cdev::Cdev>>,
     _claim: pci_bar::BarClaim<'bound>,
     _provider: p2pdma::Provider<'bound>,
 }
@@ -91,8 +124,7 @@ impl pci::Driver for P2pmemDriver {
         _info: Option<&'bound Self::IdInfo>,
     ) -> impl PinInit<Self::Data<'bound>, Error> + 'bound {
         let bars = pci_bar::bar_infos(pdev);
-        let window = requested_window()
-            .and_then(|request| request.choose(&bars))
+        let (window, split) = layout_for(&bars)
             .inspect_err(|err| dev_err!(pdev, "cannot donate memory: {}\n", err))
             .map_err(|err| layout_errno(&err))?;
         let bar = bars[usize::from(window.bar)];
@@ -103,6 +135,29 @@ impl pci::Driver for P2pmemDriver {
             .inspect_err(|err| dev_err!(pdev, "BAR {} is busy: {:?}\n", window.bar, err))?;
         let provider = p2pdma::Provider::new(pdev, window.bar)
             .inspect_err(|err| dev_err!(pdev, "no P2PDMA provider: {:?}\n", err))?;
+
+        if split.pool > 0 {
+            p2pdma::add_kernel_pool(pdev, window.bar, split.pool, window.offset)
+                .inspect_err(|err| dev_err!(pdev, "kernel P2PDMA pool: {:?}\n", err))?;
+        }
+        let pagemap = KBox::pin_init(
+            p2pdma::p2p_pagemap(
+                pdev,
+                &provider,
+                window.bar,
+                split.region_offset,
+                split.region_size,
+            )?,
+            GFP_KERNEL,
+        )
+        .inspect_err(|err| dev_err!(pdev, "memremap_pages: {:?}\n", err))?;
+        let info = cdev::StaticInfo {
+            bar: window.bar,
+            region_offset: split.region_offset,
+            pool_bytes: split.pool,
+            bus_offset: provider.bus_offset(),
+        };
+        let cdev = KBox::pin_init(cdev::Cdev::new(pagemap, info)?, GFP_KERNEL)?;
 
         dev_info!(
             pdev,
@@ -116,13 +171,35 @@ impl pci::Driver for P2pmemDriver {
             window.offset,
             provider.bus_offset(),
         );
+        dev_info!(
+            pdev,
+            "{}: {} MiB of P2PDMA pages; kernel pool {} MiB{}\n",
+            cdev.name(),
+            split.region_size >> 20,
+            split.pool >> 20,
+            if split.pool > 0 { " (published)" } else { "" },
+        );
 
         Ok(P2pmemDevice {
             pdev,
             window,
+            cdev,
             _claim: claim,
             _provider: provider,
         })
+    }
+
+    fn unbind<'bound>(pdev: &'bound pci::Device<Core<'_>>, this: Pin<&Self::Data<'bound>>) {
+        // In-kernel users find the pool no more; what they hold, devres waits for.
+        p2pdma::set_published(pdev, false);
+        let outstanding = this.cdev.pagemap().owner().stats().outstanding;
+        let waited_ms = this.cdev.revoke(pdev.as_ref());
+        dev_info!(
+            pdev,
+            "unbind: {} pages were out, all back after {} ms\n",
+            outstanding,
+            waited_ms
+        );
     }
 }
 

@@ -12,7 +12,9 @@ use kernel::{bindings, device, pci, prelude::*, str::CStr};
 /// `pci::Device<Ctx>` is `#[repr(transparent)]` over `Opaque<bindings::pci_dev>` (its other field
 /// is a `PhantomData`), and `Opaque<T>` is `#[repr(transparent)]` over `T`'s storage. A pointer to
 /// the one is therefore a pointer to the other. This is the only place that relies on it.
-pub(crate) fn as_raw<Ctx: device::DeviceContext>(pdev: &pci::Device<Ctx>) -> *mut bindings::pci_dev {
+pub(crate) fn as_raw<Ctx: device::DeviceContext>(
+    pdev: &pci::Device<Ctx>,
+) -> *mut bindings::pci_dev {
     core::ptr::from_ref(pdev).cast_mut().cast()
 }
 
@@ -26,8 +28,8 @@ pub(crate) fn bar_infos(pdev: &pci::Device) -> [layout::BarInfo; layout::NUM_BAR
         *info = layout::BarInfo {
             start: pdev.resource_start(bar).unwrap_or(0),
             len: pdev.resource_len(bar).unwrap_or(0),
-            mem: flags & u64::from(bindings::IORESOURCE_MEM) != 0,
-            prefetch: flags & u64::from(bindings::IORESOURCE_PREFETCH) != 0,
+            mem: flags & bindings::IORESOURCE_MEM as usize != 0,
+            prefetch: flags & bindings::IORESOURCE_PREFETCH as usize != 0,
         };
     }
     infos

@@ -86,11 +86,6 @@ impl<S: Deref<Target = [AtomicU64]>> PagePool<S> {
         })
     }
 
-    /// Pages in the region.
-    pub fn pages(&self) -> usize {
-        self.pages
-    }
-
     /// Hands out `n` pages, all or none, calling `take(index)` once for each (in ascending
     /// order within each run). Fails with [`PoolError::Closed`] once [`Self::close`] ran.
     pub fn alloc(&self, n: usize, mut take: impl FnMut(usize)) -> Result<(), PoolError> {
@@ -184,11 +179,6 @@ impl<S: Deref<Target = [AtomicU64]>> PagePool<S> {
     pub fn close(&self) -> u64 {
         self.open.store(false, Ordering::SeqCst);
         self.outstanding()
-    }
-
-    /// Whether hand-outs are still allowed.
-    pub fn is_open(&self) -> bool {
-        self.open.load(Ordering::SeqCst)
     }
 
     /// Pages handed out and not back yet.

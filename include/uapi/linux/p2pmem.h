@@ -2,8 +2,10 @@
 /*
  * p2pmem userspace ABI: the ioctls of /dev/p2pmemN.
  *
- * Shared by the module, its selftests and samples. Every ioctl takes a
- * structure whose first member is its size, so the ABI can grow at the end.
+ * Shared by the module, its selftests and samples.
+ *
+ * mmap(MAP_SHARED) of /dev/p2pmemN at offset 0 hands out fresh P2PDMA pages
+ * from the device's region; see Documentation/p2pmem.rst for the rules.
  */
 #ifndef _UAPI_LINUX_P2PMEM_H
 #define _UAPI_LINUX_P2PMEM_H
@@ -16,5 +18,37 @@
 
 /* The misc device of the Nth bound device is /dev/p2pmemN. */
 #define P2PMEM_DEVICE_PREFIX "p2pmem"
+
+/**
+ * struct p2pmem_info - what a bound device serves, and its page counters
+ * @region_bytes: size of the region /dev/p2pmemN maps pages from
+ * @page_size: size of one page of the region
+ * @pages: pages in the region
+ * @free_pages: pages free now
+ * @outstanding_pages: pages handed out and not yet back
+ * @handed_out_pages: pages handed out since the device was bound
+ * @freed_pages: pages that came back since the device was bound
+ * @pool_bytes: size of the slice given to the kernel's P2PDMA pool (0: none)
+ * @bar: the BAR the memory is in
+ * @reserved: zero
+ * @region_offset: offset of the region in the BAR
+ * @bus_offset: PCI bus address minus CPU physical address of the BAR
+ */
+struct p2pmem_info {
+	__u64 region_bytes;
+	__u64 page_size;
+	__u64 pages;
+	__u64 free_pages;
+	__u64 outstanding_pages;
+	__u64 handed_out_pages;
+	__u64 freed_pages;
+	__u64 pool_bytes;
+	__u32 bar;
+	__u32 reserved;
+	__u64 region_offset;
+	__u64 bus_offset;
+};
+
+#define P2PMEM_IOCTL_INFO _IOR(P2PMEM_IOCTL_MAGIC, 0x00, struct p2pmem_info)
 
 #endif /* _UAPI_LINUX_P2PMEM_H */

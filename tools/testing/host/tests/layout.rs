@@ -249,3 +249,61 @@ proptest! {
         }
     }
 }
+
+fn window(size_mib: u64) -> Window {
+    Window { bar: 2, offset: 4 * MIB, size: size_mib * MIB }
+}
+
+#[test]
+fn the_default_pool_is_an_eighth_or_2mib() {
+    let s = window(64).split(-1).unwrap();
+    assert_eq!((s.pool, s.region_offset, s.region_size), (8 * MIB, 12 * MIB, 56 * MIB));
+    let s = window(8).split(-1).unwrap();
+    assert_eq!((s.pool, s.region_size), (2 * MIB, 6 * MIB));
+    let s = window(18).split(-1).unwrap();
+    assert_eq!(s.pool, 2 * MIB, "1/8 of 18 MiB rounds down to 2 MiB");
+}
+
+#[test]
+fn the_default_pool_never_takes_the_whole_window() {
+    let s = window(2).split(-1).unwrap();
+    assert_eq!((s.pool, s.region_offset, s.region_size), (0, 4 * MIB, 2 * MIB));
+}
+
+#[test]
+fn pool_size_zero_disables_the_pool() {
+    let s = window(64).split(0).unwrap();
+    assert_eq!((s.pool, s.region_offset, s.region_size), (0, 4 * MIB, 64 * MIB));
+}
+
+#[test]
+fn an_explicit_pool_is_honoured_or_refused() {
+    let s = window(64).split(32 << 20).unwrap();
+    assert_eq!((s.pool, s.region_offset, s.region_size), (32 * MIB, 36 * MIB, 32 * MIB));
+    assert_eq!(
+        window(64).split(64 << 20),
+        Err(LayoutError::PoolTooLarge { pool: 64 * MIB, size: 64 * MIB })
+    );
+    assert_eq!(
+        window(64).split(1 << 40),
+        Err(LayoutError::PoolTooLarge { pool: 1 << 40, size: 64 * MIB })
+    );
+    assert_eq!(
+        window(64).split(4096),
+        Err(LayoutError::Unaligned { what: "pool_size", value: 4096 })
+    );
+}
+
+proptest! {
+    /// A split always leaves an aligned, non-empty region after an aligned pool slice.
+    #[test]
+    fn a_split_always_tiles_the_window(size_units in 1u64..200, pool in -1i64..400) {
+        let w = Window { bar: 0, offset: 0, size: size_units * ALIGN };
+        if let Ok(s) = w.split(pool * (ALIGN as i64)) {
+            prop_assert_eq!(s.pool + s.region_size, w.size);
+            prop_assert_eq!(s.region_offset, w.offset + s.pool);
+            prop_assert!(s.region_size >= ALIGN);
+            prop_assert_eq!(s.pool % ALIGN, 0);
+        }
+    }
+}

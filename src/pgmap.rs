@@ -1,0 +1,285 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A safe abstraction over `struct dev_pagemap`: device memory as ZONE_DEVICE pages.
+//!
+//! C header: [`include/linux/memremap.h`](srctree/include/linux/memremap.h).
+//!
+//! A [`Pagemap`] is a pinned, owned `struct dev_pagemap` over one physical range. Initialising
+//! it calls `memremap_pages()`, which creates a `struct page` for every pfn; dropping it calls
+//! `memunmap_pages()`, which waits until every reference on the pagemap is gone. Pages idle at
+//! refcount 0 and belong to the owner ([`PagemapOwner`]); the owner hands a page out with
+//! [`Pagemap::hand_out`], and the page comes back to the owner through
+//! [`PagemapOwner::page_freed`] when its last reference drops (the `folio_free` callback).
+//!
+//! No other file of the module touches a `struct dev_pagemap`.
+
+use crate::bindings as p2p_bindings;
+use core::{marker::PhantomPinned, ptr::NonNull};
+use kernel::{
+    bindings,
+    error::{from_err_ptr, to_result},
+    mm::virt::VmaNew,
+    prelude::*,
+    types::Opaque,
+};
+
+/// The kind of ZONE_DEVICE memory (`enum memory_type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum MemoryType {
+    /// `MEMORY_DEVICE_PCI_P2PDMA`: PCI BAR memory for peer-to-peer DMA. The DMA path finds the
+    /// provider of a page through the structure that contains its `struct dev_pagemap`.
+    PciP2pdma,
+}
+
+impl MemoryType {
+    fn as_raw(self) -> bindings::memory_type {
+        match self {
+            Self::PciP2pdma => bindings::memory_type_MEMORY_DEVICE_PCI_P2PDMA,
+        }
+    }
+}
+
+/// The owner of the pages of a [`Pagemap`].
+///
+/// # Safety
+///
+/// `Header` is what C code of memory type `TYPE` expects to find right after the
+/// `struct dev_pagemap` (`#[repr(C)]`, at offset `sizeof(struct dev_pagemap)`): the kernel reaches
+/// it with `container_of()` on the pagemap of a page.
+pub(crate) unsafe trait PagemapOwner: Send + Sync {
+    /// The C data that follows the `struct dev_pagemap`.
+    type Header: Send + Sync;
+    /// The memory type of the pages.
+    const TYPE: MemoryType;
+
+    /// Allocates `n` pages, all or none, calling `take(index)` for each.
+    fn alloc(&self, n: usize, take: &mut dyn FnMut(usize)) -> Result;
+
+    /// Page `index` of the range came back: its refcount dropped to zero (or an allocated page
+    /// was never handed out). Called from any context (IRQ included), exactly once per page
+    /// allocated; must not sleep.
+    fn page_freed(&self, index: usize);
+}
+
+/// A physical range registered as ZONE_DEVICE pages.
+///
+/// # Invariants
+///
+/// - `raw` is a `struct dev_pagemap` registered with `memremap_pages()` over
+///   `[start, start + pages * PAGE_SIZE)`, unregistered only by `PinnedDrop`; it never moves.
+/// - `raw.ref` holds one reference per pfn taken by `memremap_pages()` (dropped by
+///   `memunmap_pages()`), plus exactly one per page handed out and not yet freed: taken in
+///   [`Pagemap::hand_out`], dropped in [`Self::folio_free`] after the owner took the page back.
+///   So `memunmap_pages()` returns only after every handed-out page came back.
+/// - A page is handed out only at refcount 0 and only while `raw.ref` is live.
+#[repr(C)]
+#[pin_data(PinnedDrop)]
+pub(crate) struct Pagemap<O: PagemapOwner> {
+    #[pin]
+    raw: Opaque<bindings::dev_pagemap>,
+    header: O::Header,
+    owner: O,
+    first_pfn: usize,
+    pages: usize,
+    #[pin]
+    _pin: PhantomPinned,
+}
+
+// SAFETY: the C side only reads `raw` after registration (and synchronises its own state); the
+// rest is `O` and `O::Header`, which are `Send + Sync`, and plain integers.
+unsafe impl<O: PagemapOwner> Send for Pagemap<O> {}
+// SAFETY: see `Send`; every method takes `&self` and is safe to call concurrently.
+unsafe impl<O: PagemapOwner> Sync for Pagemap<O> {}
+
+/// `PAGE_SIZE` as a `u64`.
+const PAGE_SIZE: u64 = kernel::page::PAGE_SIZE as u64;
+
+impl<O: PagemapOwner> Pagemap<O> {
+    const OPS: bindings::dev_pagemap_ops = bindings::dev_pagemap_ops {
+        folio_free: Some(Self::folio_free),
+        migrate_to_ram: None,
+        memory_failure: None,
+        folio_split: None,
+    };
+
+    /// Registers `[start, start + len)` (page-aligned, `len > 0`) as ZONE_DEVICE pages of
+    /// `O::TYPE` on NUMA node `nid` (-1: any), owned by `owner`.
+    pub(crate) fn new(
+        start: u64,
+        len: u64,
+        nid: i32,
+        header: O::Header,
+        owner: O,
+    ) -> impl PinInit<Self, Error> {
+        let valid = len > 0 && start % PAGE_SIZE == 0 && len % PAGE_SIZE == 0;
+        let first_pfn = (start / PAGE_SIZE) as usize;
+        let pages = (len / PAGE_SIZE) as usize;
+        try_pin_init!(Self {
+            header,
+            owner,
+            first_pfn,
+            pages,
+            _pin: PhantomPinned,
+            // Last: `memremap_pages()` may call back into the owner once it returns.
+            raw <- Opaque::try_ffi_init(move |raw: *mut bindings::dev_pagemap| {
+                if !valid {
+                    return Err(EINVAL);
+                }
+                // SAFETY: `raw` is valid for writes of a `struct dev_pagemap`, a C struct of
+                // integers, pointers and C structs of those, for which all-zeroes is valid and
+                // the documented initial state (`memremap_pages()` initialises the rest).
+                unsafe { core::ptr::write_bytes(raw, 0, 1) };
+                // SAFETY: `raw` was initialised just above; the shim writes `range` and
+                // `nr_range = 1`.
+                unsafe { p2p_bindings::p2pmem_pgmap_set_range(raw, start, start + len - 1) };
+                // SAFETY: `raw` is initialised, and these fields are the caller's to set.
+                unsafe {
+                    (*raw).type_ = O::TYPE.as_raw();
+                    (*raw).ops = &Self::OPS;
+                }
+                // SAFETY:
+                // - `raw` is a zeroed `struct dev_pagemap` with `type`, `ops` and one range, as
+                //   `memremap_pages()` requires; the range is page-aligned and not RAM (the
+                //   caller's window of a BAR), which `memremap_pages()` checks again;
+                // - `raw` is pinned inside `Self` and unregistered in `PinnedDrop` before it is
+                //   freed, so the pointer the kernel keeps stays valid;
+                // - `header` and `owner`, which `folio_free` reaches, are initialised already.
+                from_err_ptr(unsafe { bindings::memremap_pages(raw, nid) })?;
+                // INVARIANT: registered, with only `memremap_pages()`'s per-pfn references.
+                Ok(())
+            }),
+        })
+    }
+
+    /// The owner of the pages.
+    pub(crate) fn owner(&self) -> &O {
+        &self.owner
+    }
+
+    /// Hands out page `index` (which the owner just allocated, so nobody else holds it): sets its
+    /// refcount to 1 and takes a pagemap reference. `-ENODEV` once teardown started,
+    /// `-EINVAL` for an index past the end or a page that is still referenced.
+    pub(crate) fn hand_out(&self, index: usize) -> Result<HandedOutPage<'_, O>> {
+        if index >= self.pages {
+            return Err(EINVAL);
+        }
+        let raw = self.raw.get();
+        // SAFETY: `first_pfn + index` is a pfn of the registered range (checked above), which
+        // has a `struct page` while `self` exists.
+        let page = unsafe { p2p_bindings::p2pmem_pfn_to_page(self.first_pfn + index) };
+        // SAFETY: `page` is a valid `struct page` of this pagemap.
+        if unsafe { p2p_bindings::p2pmem_page_count(page) } != 0 {
+            return Err(EINVAL);
+        }
+        // SAFETY: `raw.ref` was initialised by `memremap_pages()` and lives until `PinnedDrop`.
+        if !unsafe { p2p_bindings::p2pmem_percpu_ref_tryget_live(&raw mut (*raw).ref_) } {
+            return Err(ENODEV);
+        }
+        // SAFETY: the page is idle (refcount 0, checked above) and the owner just allocated it,
+        // so nothing else can touch its refcount; 1 is the reference `HandedOutPage` owns.
+        unsafe { p2p_bindings::p2pmem_set_page_count(page, 1) };
+        // INVARIANT: one page reference and one `raw.ref` reference, owned by the result.
+        Ok(HandedOutPage {
+            pagemap: self,
+            // SAFETY: `pfn_to_page()` of a valid pfn is never NULL.
+            page: unsafe { NonNull::new_unchecked(page) },
+        })
+    }
+
+    /// Fills `vma`, a shared mapping being set up, with freshly allocated pages, one per page
+    /// of its range. On error the pages already mapped come back when the kernel tears the
+    /// half-built mapping down; the rest are given back here.
+    pub(crate) fn map_into(&self, vma: &VmaNew) -> Result {
+        // The pages have a `struct page`: a mixed map that `vm_insert_page()` can fill.
+        let _ = vma.set_mixedmap();
+        let page_size = kernel::page::PAGE_SIZE;
+        let mut address = vma.start();
+        let mut result = Ok(());
+        self.owner
+            .alloc((vma.end() - vma.start()) / page_size, &mut |index| {
+                if result.is_err() {
+                    self.owner.page_freed(index);
+                    return;
+                }
+                result = match self.hand_out(index) {
+                    Ok(page) => page.insert_into(vma, address),
+                    Err(err) => {
+                        self.owner.page_freed(index);
+                        Err(err)
+                    }
+                };
+                address += page_size;
+            })?;
+        result
+    }
+
+    /// The `folio_free` callback: the last reference on one of our pages dropped.
+    ///
+    /// # Safety
+    ///
+    /// Called by `free_zone_device_folio()` for a folio of a `Pagemap<O>`'s range.
+    unsafe extern "C" fn folio_free(folio: *mut bindings::folio) {
+        // SAFETY: `folio` is a valid folio of ours; the shim reads `folio->pgmap`.
+        let pgmap = unsafe { p2p_bindings::p2pmem_folio_pgmap(folio) };
+        // SAFETY: `pgmap` is the `raw` field of a `Pagemap<O>` (only ours carry `Self::OPS`),
+        // which outlives every page reference (type invariants: `memunmap_pages()` waits for the
+        // reference this page holds, which is dropped only at the end of this function).
+        let this =
+            unsafe { &*kernel::container_of!(Opaque::cast_from(pgmap).cast_mut(), Self, raw) };
+        // SAFETY: `folio` is valid.
+        let pfn = unsafe { p2p_bindings::p2pmem_folio_pfn(folio) };
+        this.owner.page_freed(pfn.wrapping_sub(this.first_pfn));
+        // SAFETY: drops the `raw.ref` reference that `hand_out()` took for this page (type
+        // invariants); `this` is not used afterwards.
+        unsafe { p2p_bindings::p2pmem_percpu_ref_put(&raw mut (*this.raw.get()).ref_) };
+    }
+}
+
+#[pinned_drop]
+impl<O: PagemapOwner> PinnedDrop for Pagemap<O> {
+    fn drop(self: Pin<&mut Self>) {
+        // SAFETY: `raw` was registered by `memremap_pages()` (type invariants) and is
+        // unregistered exactly once, here. This blocks until every handed-out page came back.
+        unsafe { bindings::memunmap_pages(self.raw.get()) };
+    }
+}
+
+/// The page offset (`vm_pgoff`) of a mapping being set up.
+pub(crate) fn vma_pgoff(vma: &VmaNew) -> usize {
+    // SAFETY: `vma` is valid and undergoing setup under the mmap lock, so `vm_pgoff` is stable.
+    unsafe { (*vma.as_ptr()).vm_pgoff }
+}
+
+/// A page handed out by [`Pagemap::hand_out`], not yet given to anyone else.
+///
+/// Dropping it drops its page reference, which returns the page to the owner through
+/// `folio_free` like any other last reference would.
+///
+/// # Invariants
+///
+/// Owns one reference on `page` and one reference on `pagemap`'s `raw.ref`.
+pub(crate) struct HandedOutPage<'a, O: PagemapOwner> {
+    pagemap: &'a Pagemap<O>,
+    page: NonNull<bindings::page>,
+}
+
+impl<O: PagemapOwner> HandedOutPage<'_, O> {
+    /// Maps the page at `address` of `vma` (a shared mapping being set up), handing the page
+    /// reference to the mapping: the page comes back when the mapping goes away.
+    pub(crate) fn insert_into(self, vma: &VmaNew, address: usize) -> Result {
+        // SAFETY: `vma` is undergoing initial setup in an `mmap` hook (so the mmap lock is held
+        // for write, as `vm_insert_page()` requires), and `page` is a valid page we hold a
+        // reference on; `vm_insert_page()` takes its own reference on success.
+        to_result(unsafe { bindings::vm_insert_page(vma.as_ptr(), address, self.page.as_ptr()) })
+        // On success and on failure alike, `drop(self)` now drops our reference.
+    }
+}
+
+impl<O: PagemapOwner> Drop for HandedOutPage<'_, O> {
+    fn drop(&mut self) {
+        let _ = self.pagemap;
+        // SAFETY: drops the page reference this object owns (type invariants). If it was the
+        // last, `folio_free` returns the page to the owner and drops the `raw.ref` reference.
+        unsafe { p2p_bindings::p2pmem_put_page(self.page.as_ptr()) };
+    }
+}

@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Per-page tracking of the Rust-owned region and the unbind gate.
+//!
+//! Every page handed out is counted until its `folio_free` brings it back ([`Tracker::page_freed`]).
+//! Unbind closes the pool, revokes what it can, and waits in [`Tracker::drain`] until the count
+//! is zero, saying every few seconds what it still waits for. It never gives up: a page that
+//! has not come back may still be the target of DMA, so tearing down would be a use-after-free.
+
+use crate::region::{words_for, PagePool, PoolError, PoolStats};
+use core::sync::atomic::AtomicU64;
+use kernel::{
+    device::Device,
+    prelude::*,
+    time::{delay::fsleep, Delta},
+};
+
+/// How often [`Tracker::drain`] revokes again and re-checks.
+const DRAIN_TICK_MS: i64 = 20;
+/// How often [`Tracker::drain`] logs the pages it still waits for.
+const DRAIN_LOG_EVERY_MS: i64 = 5000;
+
+/// The pages of one region: which are free, and how many are out.
+pub(crate) struct Tracker {
+    pool: PagePool<KVec<AtomicU64>>,
+}
+
+impl Tracker {
+    /// A tracker of `pages` free pages.
+    pub(crate) fn new(pages: usize) -> Result<Self> {
+        let words = words_for(pages);
+        let mut bits = KVec::with_capacity(words, GFP_KERNEL)?;
+        for _ in 0..words {
+            bits.push(AtomicU64::new(0), GFP_KERNEL)?;
+        }
+        Ok(Self {
+            pool: PagePool::new(bits, pages).ok_or(EINVAL)?,
+        })
+    }
+
+    /// Allocates `n` pages, all or none, calling `take` for each. `-ENOMEM` when fewer are free,
+    /// `-ENODEV` once the device is going away.
+    pub(crate) fn alloc(&self, n: usize, take: impl FnMut(usize)) -> Result {
+        self.pool.alloc(n, take).map_err(|err| match err {
+            PoolError::Closed => ENODEV,
+            _ => ENOMEM,
+        })
+    }
+
+    /// Page `index` came back (from `folio_free`, or unused from an allocation). Any context.
+    pub(crate) fn page_freed(&self, index: usize) {
+        if let Err(err) = self.pool.free(index) {
+            // A refcounting bug: loud, but the page stays accounted as it was.
+            pr_warn!("page {} freed but not handed out: {:?}\n", index, err);
+        }
+    }
+
+    /// The counters.
+    pub(crate) fn stats(&self) -> PoolStats {
+        self.pool.stats()
+    }
+
+    /// The unbind gate: stops hand-outs, then calls `revoke` and waits until every page handed
+    /// out has come back, calling `revoke` again every tick (a mapping being set up while the
+    /// pool closed becomes visible to it a moment later) and logging the outstanding count
+    /// every few seconds. Returns the milliseconds it waited.
+    pub(crate) fn drain(&self, dev: &Device, mut revoke: impl FnMut()) -> u64 {
+        let at_close = self.pool.close();
+        let mut waited_ms: i64 = 0;
+        loop {
+            revoke();
+            let outstanding = self.pool.outstanding();
+            if outstanding == 0 {
+                break;
+            }
+            if waited_ms > 0 && waited_ms % DRAIN_LOG_EVERY_MS == 0 {
+                dev_info!(
+                    dev,
+                    "unbind: waiting for {} of {} pages handed out ({} s)\n",
+                    outstanding,
+                    at_close,
+                    waited_ms / 1000
+                );
+            }
+            fsleep(Delta::from_millis(DRAIN_TICK_MS));
+            waited_ms += DRAIN_TICK_MS;
+        }
+        waited_ms as u64
+    }
+}
