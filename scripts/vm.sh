@@ -52,14 +52,16 @@ qemu_opts=(
 )
 
 # Guests hang rather than fail when something is wrong at boot: bound everything.
+# QEMU opens /proc/self/fd/1 and /proc/self/fd/2 with O_TRUNC for the guest's output: behind a
+# pipe, so that a log file the caller redirects into is never truncated.
 set +e
 timeout --kill-after=30 "$timeout_s" "$P2PMEM_VENV/bin/vng" "${verbose[@]}" \
 	--run "$kdir" --disable-kvm --disable-microvm --force-9p \
 	--cpus 2 --memory 3G --cwd "$P2PMEM_ROOT" \
 	--append "nvme.use_cmb_sqes=0" \
 	--qemu-opts "${qemu_opts[*]}" \
-	--exec "$(printf '%q ' "$@")" </dev/null
-rc=$?
+	--exec "$(printf '%q ' "$@")" </dev/null 2>&1 | cat
+rc=${PIPESTATUS[0]}
 set -e
 [ $rc -eq 124 ] && log "the guest did not finish within ${timeout_s} s"
 exit $rc

@@ -21,6 +21,7 @@ use core::{
 use kernel::{
     bindings,
     device::Device,
+    ffi,
     fs::File,
     ioctl::_IOR,
     miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
@@ -101,6 +102,17 @@ pub(crate) struct StaticInfo {
     pub(crate) pool_bytes: u64,
     /// The provider's bus offset.
     pub(crate) bus_offset: u64,
+    /// The PCI device's name, NUL-padded.
+    pub(crate) pci_dev: [u8; 16],
+}
+
+/// `name` NUL-padded to 16 bytes, cut to 15 if longer (PCI names are 12).
+pub(crate) fn pci_name(name: &CStr) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    for (o, b) in out.iter_mut().take(15).zip(name.to_bytes()) {
+        *o = *b;
+    }
+    out
 }
 
 /// What an open file may reach of its device.
@@ -200,6 +212,7 @@ impl Shared {
                 reserved: 0,
                 region_offset: self.info.region_offset,
                 bus_offset: self.info.bus_offset,
+                pci_dev: self.info.pci_dev.map(|b| b as ffi::c_char),
             })
         })
     }

@@ -156,6 +156,7 @@ impl pci::Driver for P2pmemDriver {
             region_offset: split.region_offset,
             pool_bytes: split.pool,
             bus_offset: provider.bus_offset(),
+            pci_dev: cdev::pci_name(pdev.as_ref().name()),
         };
         let cdev = KBox::pin_init(cdev::Cdev::new(pagemap, info)?, GFP_KERNEL)?;
 

@@ -33,6 +33,7 @@
  * @reserved: zero
  * @region_offset: offset of the region in the BAR
  * @bus_offset: PCI bus address minus CPU physical address of the BAR
+ * @pci_dev: the PCI device, as named in sysfs ("0000:03:00.0"), NUL-terminated
  */
 struct p2pmem_info {
 	__u64 region_bytes;
@@ -47,6 +48,7 @@ struct p2pmem_info {
 	__u32 reserved;
 	__u64 region_offset;
 	__u64 bus_offset;
+	char pci_dev[16];
 };
 
 #define P2PMEM_IOCTL_INFO _IOR(P2PMEM_IOCTL_MAGIC, 0x00, struct p2pmem_info)
