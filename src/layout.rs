@@ -67,6 +67,24 @@ pub enum LayoutError {
     NoUsableBar,
     /// The BAR's start address is not aligned to [`ALIGN`].
     BarUnaligned(u8),
+    /// An NVMe controller without a Controller Memory Buffer.
+    NoCmb,
+    /// The CMB does not start on an [`ALIGN`] boundary of its BAR, or is smaller than [`ALIGN`].
+    CmbUnusable {
+        /// The BAR the CMB is in.
+        bar: u8,
+        /// Its offset in the BAR.
+        offset: u64,
+        /// Its size.
+        size: u64,
+    },
+    /// The `bar` parameter names another BAR than the NVMe controller's CMB.
+    NotCmbBar {
+        /// The `bar` parameter.
+        bar: u8,
+        /// The CMB's BAR.
+        cmb_bar: u8,
+    },
     /// The kernel-pool slice leaves less than [`ALIGN`] of the window to the Rust region.
     PoolTooLarge {
         /// The requested slice.
@@ -91,7 +109,7 @@ impl LayoutError {
     /// Whether the error means "this device has nothing for us" (`-ENODEV`) rather than "the
     /// parameters are wrong" (`-EINVAL`).
     pub fn is_no_device(&self) -> bool {
-        matches!(self, Self::NoUsableBar)
+        matches!(self, Self::NoUsableBar | Self::NoCmb)
     }
 }
 
@@ -113,6 +131,15 @@ impl fmt::Display for LayoutError {
                 "BAR {bar} does not start on a {} MiB boundary",
                 ALIGN >> 20
             ),
+            Self::NoCmb => write!(f, "NVMe controller without a Controller Memory Buffer"),
+            Self::CmbUnusable { bar, offset, size } => write!(
+                f,
+                "CMB at BAR {bar} offset {offset:#x} size {size:#x} is not {} MiB aligned",
+                ALIGN >> 20
+            ),
+            Self::NotCmbBar { bar, cmb_bar } => {
+                write!(f, "bar={bar}, but the CMB is in BAR {cmb_bar}")
+            }
             Self::PoolTooLarge { pool, size } => write!(
                 f,
                 "pool_size={pool:#x} leaves less than {} MiB of the {size:#x} byte window",
@@ -242,16 +269,30 @@ impl Request {
         if info.start % ALIGN != 0 {
             return Err(LayoutError::BarUnaligned(bar));
         }
+        self.place(bar, 0, info.len)
+    }
+
+    /// Picks the window inside the CMB of an NVMe controller: `offset` and `size` count from
+    /// the start of the CMB, and `bar`, if given, must be the CMB's.
+    pub fn choose_in_cmb(&self, cmb: &Window) -> Result<Window, LayoutError> {
+        match self.bar {
+            Some(bar) if bar != cmb.bar => Err(LayoutError::NotCmbBar {
+                bar,
+                cmb_bar: cmb.bar,
+            }),
+            _ => self.place(cmb.bar, cmb.offset, cmb.size),
+        }
+    }
+
+    /// Applies `offset` and `size` to the `len` bytes at `base` of `bar`.
+    fn place(&self, bar: u8, base: u64, len: u64) -> Result<Window, LayoutError> {
         let out_of_bar = |size| LayoutError::OutOfBar {
             bar,
             offset: self.offset,
             size,
-            len: info.len,
+            len,
         };
-        let room = info
-            .len
-            .checked_sub(self.offset)
-            .ok_or_else(|| out_of_bar(0))?;
+        let room = len.checked_sub(self.offset).ok_or_else(|| out_of_bar(0))?;
         let size = match self.size {
             Some(size) if size <= room => size,
             Some(size) => return Err(out_of_bar(size)),
@@ -262,8 +303,54 @@ impl Request {
         }
         Ok(Window {
             bar,
-            offset: self.offset,
+            offset: base + self.offset,
             size,
+        })
+    }
+}
+
+/// The NVMe registers that describe a Controller Memory Buffer (NVMe 1.4+, section 3.1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CmbRegs {
+    /// `CMBLOC`: the BAR (BIR, bits 2:0) and offset (OFST, bits 31:12, in size units).
+    pub cmbloc: u32,
+    /// `CMBSZ`: size units (SZU, bits 11:8: 4 KiB << 4 * SZU) and size (SZ, bits 31:12).
+    pub cmbsz: u32,
+}
+
+/// `CAP.CMBS` (bit 57): the controller supports `CMBMSC`, whose `CRE` must be set before
+/// `CMBLOC` and `CMBSZ` read non-zero.
+pub const NVME_CAP_CMBS: u64 = 1 << 57;
+/// `CMBMSC.CRE`: CMB registers enabled.
+pub const NVME_CMBMSC_CRE: u64 = 1 << 0;
+/// `CMBMSC.CMSE`: CMB memory space enabled; `CMBMSC.CBA` (bits 63:12) holds its bus address.
+pub const NVME_CMBMSC_CMSE: u64 = 1 << 1;
+
+impl CmbRegs {
+    /// The CMB as a window of its BAR: its offset aligned to [`ALIGN`], its size cut to the BAR
+    /// and rounded down to [`ALIGN`], as the kernel's nvme driver reads it (`nvme_map_cmb()`).
+    pub fn window(&self, bars: &[BarInfo; NUM_BARS]) -> Result<Window, LayoutError> {
+        let szu = (self.cmbsz >> 8) & 0xf;
+        if self.cmbsz == 0 || szu > 6 {
+            return Err(LayoutError::NoCmb);
+        }
+        let unit = 4096u64 << (4 * szu);
+        let size = u64::from(self.cmbsz >> 12) * unit;
+        let offset = u64::from(self.cmbloc >> 12) * unit;
+        let bar = (self.cmbloc & 0x7) as u8;
+        let info = bars.get(usize::from(bar)).copied().unwrap_or_default();
+        if !info.mem || offset >= info.len {
+            return Err(LayoutError::NotMemory(bar));
+        }
+        let size = size.min(info.len - offset);
+        let usable = size - size % ALIGN;
+        if offset % ALIGN != 0 || (info.start + offset) % ALIGN != 0 || usable == 0 {
+            return Err(LayoutError::CmbUnusable { bar, offset, size });
+        }
+        Ok(Window {
+            bar,
+            offset,
+            size: usable,
         })
     }
 }

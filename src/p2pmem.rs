@@ -12,6 +12,7 @@
 //! - [`p2pdma`] wraps the kernel's P2PDMA provider of that BAR, its pool, our pagemap's layout;
 //! - [`pgmap`] is the safe `struct dev_pagemap` abstraction;
 //! - [`region`] (kernel-independent) and [`tracker`] allocate pages and gate unbind;
+//! - [`nvme_cmb`] finds and enables the Controller Memory Buffer of an NVMe controller;
 //! - [`cdev`] serves `/dev/p2pmemN`;
 //! - [`bindings`] holds the module's own bindgen output for the C shim.
 
@@ -19,6 +20,7 @@ use kernel::{device::Core, driver, pci, prelude::*};
 
 mod bindings;
 mod cdev;
+mod nvme_cmb;
 mod p2pdma;
 mod pci_bar;
 mod pgmap;
@@ -65,11 +67,16 @@ fn requested_window() -> Result<layout::Request, layout::LayoutError> {
     )
 }
 
-/// The window and its split on a device with these BARs.
+/// The window and its split on a device with these BARs, inside `cmb` for an NVMe controller.
 fn layout_for(
     bars: &[layout::BarInfo; layout::NUM_BARS],
+    cmb: Option<Result<layout::Window, layout::LayoutError>>,
 ) -> Result<(layout::Window, layout::Split), layout::LayoutError> {
-    let window = requested_window()?.choose(bars)?;
+    let request = requested_window()?;
+    let window = match cmb {
+        Some(cmb) => request.choose_in_cmb(&cmb?)?,
+        None => request.choose(bars)?,
+    };
     let split = window.split(module_parameters::pool_size.value())?;
     Ok((window, split))
 }
@@ -123,14 +130,23 @@ impl pci::Driver for P2pmemDriver {
         pdev: &'bound pci::Device<Core<'_>>,
         _info: Option<&'bound Self::IdInfo>,
     ) -> impl PinInit<Self::Data<'bound>, Error> + 'bound {
+        pdev.enable_device_mem()?;
+        pdev.set_master();
+
         let bars = pci_bar::bar_infos(pdev);
-        let (window, split) = layout_for(&bars)
+        // An NVMe controller donates exactly its CMB, once enabled; anything else a BAR.
+        let cmb = if nvme_cmb::is_nvme(pdev) {
+            Some(nvme_cmb::enable(pdev, &bars, |bar| {
+                Ok(p2pdma::Provider::new(pdev, bar)?.bus_offset())
+            })?)
+        } else {
+            None
+        };
+        let (window, split) = layout_for(&bars, cmb)
             .inspect_err(|err| dev_err!(pdev, "cannot donate memory: {}\n", err))
             .map_err(|err| layout_errno(&err))?;
         let bar = bars[usize::from(window.bar)];
 
-        pdev.enable_device_mem()?;
-        pdev.set_master();
         let claim = pci_bar::BarClaim::new(pdev, window.bar, c"p2pmem")
             .inspect_err(|err| dev_err!(pdev, "BAR {} is busy: {:?}\n", window.bar, err))?;
         let provider = p2pdma::Provider::new(pdev, window.bar)

@@ -292,7 +292,7 @@ bool kmsg_grep(int fd, const char *const *needles, char *line, size_t len)
 
 static bool match_one(const char *rec, void *arg)
 {
-	return strstr(rec, arg) != NULL;
+	return strstr(rec, arg);
 }
 
 int kmsg_count(int fd, const char *needle)

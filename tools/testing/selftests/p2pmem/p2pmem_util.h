@@ -45,7 +45,10 @@ bool module_loaded(void);
 
 /* A reader of /dev/kmsg that sees only what is logged after it opened. */
 int kmsg_open(void);
-/* Whether a record logged since the last call holds every one of @needles. */
+/*
+ * Whether a record logged since the last call holds every one of @needles.
+ * Reads the log to its end: use one reader per thing to look for.
+ */
 bool kmsg_grep(int fd, const char *const *needles, char *line, size_t len);
 /* How many records logged since the last call hold @needle. */
 int kmsg_count(int fd, const char *needle);

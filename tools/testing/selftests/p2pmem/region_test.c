@@ -26,12 +26,30 @@
 #include "kselftest_harness.h"
 #include "p2pmem_util.h"
 
+/* From mm/gup_test.h and include/linux/mm_types.h (7.3): the test interface of GUP. */
+struct gup_test {
+	__u64 get_delta_usec;
+	__u64 put_delta_usec;
+	__u64 addr;
+	__u64 size;
+	__u32 nr_pages_per_call;
+	__u32 gup_flags;
+	__u32 test_flags;
+	__u32 which_pages[8];
+};
+
+#define PIN_FAST_BENCHMARK _IOWR('g', 2, struct gup_test)
+#define FOLL_WRITE 0x1
+#define FOLL_PCI_P2PDMA 0x400
+#define GUP_TEST_PATH "/sys/kernel/debug/gup_test"
+
 #define PAGE 4096UL
-#define MIB (1UL << 20)
+#define MIB (1024UL * 1024)
 
 FIXTURE(region) {
 	char bdf[BDF_LEN];
 	char nvme_dev[64];	/* the data namespace, e.g. /dev/nvme1n1 */
+	char node[64];		/* /dev/p2pmemN */
 	int fd;
 	struct p2pmem_info info;
 };
@@ -54,23 +72,31 @@ static int p2pmem_info(int fd, struct p2pmem_info *info)
 	return ioctl(fd, P2PMEM_IOCTL_INFO, info) ? -errno : 0;
 }
 
-/* Opens the /dev/p2pmemN of @bdf. */
-static int open_p2pmem(const char *bdf)
+/* Opens the /dev/p2pmemN of @bdf; its path goes to @path if not NULL. */
+static int open_p2pmem_path(const char *bdf, char *path, size_t len)
 {
 	struct p2pmem_info info;
-	char path[64];
+	char node[64];
 	int i, fd;
 
 	for (i = 0; i < 16; i++) {
-		snprintf(path, sizeof(path), "/dev/" P2PMEM_DEVICE_PREFIX "%d", i);
-		fd = open(path, O_RDWR | O_CLOEXEC);
+		snprintf(node, sizeof(node), "/dev/" P2PMEM_DEVICE_PREFIX "%d", i);
+		fd = open(node, O_RDWR | O_CLOEXEC);
 		if (fd < 0)
 			continue;
-		if (!p2pmem_info(fd, &info) && !strcmp(info.pci_dev, bdf))
+		if (!p2pmem_info(fd, &info) && !strcmp(info.pci_dev, bdf)) {
+			if (path)
+				snprintf(path, len, "%s", node);
 			return fd;
+		}
 		close(fd);
 	}
 	return -ENOENT;
+}
+
+static int open_p2pmem(const char *bdf)
+{
+	return open_p2pmem_path(bdf, NULL, 0);
 }
 
 /* The block device of the first namespace of the NVMe controller with @serial. */
@@ -112,7 +138,7 @@ FIXTURE_SETUP(region)
 	ASSERT_EQ(0, module_load(""));
 	if (variant->cmb)
 		ASSERT_EQ(0, pci_bind_override(self->bdf, P2PMEM_DRIVER));
-	self->fd = open_p2pmem(self->bdf);
+	self->fd = open_p2pmem_path(self->bdf, self->node, sizeof(self->node));
 	ASSERT_LE(0, self->fd);
 	ASSERT_EQ(0, p2pmem_info(self->fd, &self->info));
 }
@@ -139,35 +165,35 @@ static void *map(int fd, size_t len)
 	return mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 }
 
-static void fill(void *buf, size_t len, uint32_t seed)
+static void fill(void *buf, size_t len, __u32 seed)
 {
-	uint32_t *p = buf;
+	__u32 *p = buf;
 	size_t i;
 
 	for (i = 0; i < len / 4; i++)
-		p[i] = seed + (uint32_t)i * 2654435761u;
+		p[i] = seed + (__u32)i * 2654435761u;
 }
 
-static bool check(const void *buf, size_t len, uint32_t seed)
+static bool check(const void *buf, size_t len, __u32 seed)
 {
-	const uint32_t *p = buf;
+	const __u32 *p = buf;
 	size_t i;
 
 	for (i = 0; i < len / 4; i++)
-		if (p[i] != seed + (uint32_t)i * 2654435761u)
+		if (p[i] != seed + (__u32)i * 2654435761u)
 			return false;
 	return true;
 }
 
 /* Whether touching @addr kills a child process with SIGBUS. */
-static bool access_raises_sigbus(volatile char *addr)
+static bool access_raises_sigbus(char *addr)
 {
 	int status;
 	pid_t pid;
 
 	pid = fork();
 	if (pid == 0) {
-		(void)*addr;
+		__atomic_load_n(addr, __ATOMIC_RELAXED);
 		_exit(0);
 	}
 	if (pid < 0 || waitpid(pid, &status, 0) != pid)
@@ -269,7 +295,7 @@ TEST_F(region, partial_munmap_returns_those_pages)
 	ASSERT_EQ(0, p2pmem_info(self->fd, &info));
 	EXPECT_EQ(12, info.outstanding_pages);
 	EXPECT_TRUE(check(buf, 4 * PAGE, 3));
-	EXPECT_TRUE(check(buf + 8 * PAGE, 8 * PAGE, (uint32_t)(3 + 8 * PAGE / 4 * 2654435761u)));
+	EXPECT_TRUE(check(buf + 8 * PAGE, 8 * PAGE, (__u32)(3 + 8 * PAGE / 4 * 2654435761u)));
 	ASSERT_EQ(0, munmap(buf, 16 * PAGE));
 }
 
@@ -398,6 +424,74 @@ TEST_F(region, buffered_io_copies_through_the_cpu)
 	EXPECT_TRUE(check(p2p, len, 31));
 	close(fd);
 	ASSERT_EQ(0, munmap(p2p, len));
+}
+
+/* Pins @len bytes at @addr through gup_test; returns the bytes pinned, or -errno. */
+static long gup_test_pin(void *addr, size_t len, unsigned int flags)
+{
+	struct gup_test gup = {
+		.addr = (uintptr_t)addr,
+		.size = len,
+		.nr_pages_per_call = len / PAGE,
+		.gup_flags = flags,
+	};
+	long ret;
+	int fd;
+
+	fd = open(GUP_TEST_PATH, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ret = ioctl(fd, PIN_FAST_BENCHMARK, &gup) ? -errno : (long)gup.size;
+	close(fd);
+	return ret;
+}
+
+/* GUP hands out our pages only with FOLL_PCI_P2PDMA: they are P2PDMA pages. */
+TEST_F(region, pages_are_p2pdma_to_gup)
+{
+	size_t len = 16 * PAGE;
+	void *p2p, *anon;
+
+	if (access(GUP_TEST_PATH, R_OK))
+		SKIP(return, GUP_TEST_PATH " is missing (CONFIG_GUP_TEST, debugfs)");
+	p2p = map(self->fd, len);
+	ASSERT_NE(MAP_FAILED, p2p);
+	anon = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
+		    -1, 0);
+	ASSERT_NE(MAP_FAILED, anon);
+
+	EXPECT_EQ(0, gup_test_pin(p2p, len, FOLL_WRITE));
+	EXPECT_EQ((long)len, gup_test_pin(p2p, len, FOLL_WRITE | FOLL_PCI_P2PDMA));
+	EXPECT_EQ((long)len, gup_test_pin(anon, len, FOLL_WRITE));
+	EXPECT_EQ((long)len, gup_test_pin(anon, len, FOLL_WRITE | FOLL_PCI_P2PDMA));
+
+	ASSERT_EQ(0, munmap(anon, len));
+	ASSERT_EQ(0, munmap(p2p, len));
+}
+
+/* fio runs unmodified with its buffers in our pages: O_DIRECT writes, then verified reads. */
+TEST_F_TIMEOUT(region, fio_verifies_through_mmapshared, 300)
+{
+	static const char *const job[] = {
+		"--name=p2pmem", "--direct=1", "--ioengine=psync", "--rw=write", "--bs=128k",
+		"--size=8M", "--offset=32M", "--verify=crc32c", "--do_verify=1", NULL,
+	};
+	char cmd[1024];
+	int status, i, n;
+
+	if (system("fio --version >/dev/null 2>&1"))
+		SKIP(return, "fio is not installed");
+	n = snprintf(cmd, sizeof(cmd), "fio --filename=%s --iomem=mmapshared:%s",
+		     self->nvme_dev, self->node);
+	for (i = 0; job[i]; i++)
+		n += snprintf(cmd + n, sizeof(cmd) - n, " %s", job[i]);
+	snprintf(cmd + n, sizeof(cmd) - n, " --output=/tmp/fio-%s.log >/dev/null 2>&1", self->bdf);
+	status = system(cmd);
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		snprintf(cmd, sizeof(cmd), "sed 's/^/# /' /tmp/fio-%s.log", self->bdf);
+		if (system(cmd))
+			TH_LOG("no fio log");
+	}
 }
 
 /* Unbind revokes a live mapping: it completes, access raises SIGBUS, the fd gets ENODEV. */
