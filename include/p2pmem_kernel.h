@@ -38,4 +38,13 @@ void p2pmem_put_page(struct page *page);
 bool p2pmem_percpu_ref_tryget_live(struct percpu_ref *ref);
 void p2pmem_percpu_ref_put(struct percpu_ref *ref);
 
+/*
+ * The p2pmem_region attribute group on the PCI device. The shim keeps @ctx in
+ * devres and reads the counters through p2pmem_region_info(), which the Rust
+ * side defines; p2pmem_sysfs_remove() must run before @ctx goes away.
+ */
+int p2pmem_sysfs_add(struct pci_dev *pdev, const void *ctx);
+void p2pmem_sysfs_remove(struct pci_dev *pdev);
+int p2pmem_region_info(const void *ctx, struct p2pmem_info *info);
+
 #endif /* _P2PMEM_KERNEL_H */

@@ -34,7 +34,7 @@ rc=$?
 cat /tmp/p2pmem-build.log
 result "module builds (make KDIR=..., CLIPPY=1)" $rc
 [ $rc -eq 0 ] || finish
-! grep -qE '^(warning|error)' /tmp/p2pmem-build.log
+! grep -qE '(^|: )(warning|error)(\[|:)' /tmp/p2pmem-build.log
 result "module build has no compiler or clippy warning" $?
 /usr/bin/rustfmt --check --edition 2021 src/*.rs
 result "rustfmt --check src/" $?

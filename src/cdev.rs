@@ -195,7 +195,8 @@ impl Shared {
         f(unsafe { pagemap.as_ref() })
     }
 
-    fn info(&self) -> Result<p2p_bindings::p2pmem_info> {
+    /// The counters and the fixed facts, or `-ENODEV` once the device is going away.
+    pub(crate) fn info(&self) -> Result<p2p_bindings::p2pmem_info> {
         self.with_pagemap(|pagemap| {
             let stats = pagemap.owner().stats();
             let page_size = kernel::page::PAGE_SIZE as u64;
@@ -263,6 +264,11 @@ impl Cdev {
     /// The misc device's name.
     pub(crate) fn name(&self) -> &'static CStr {
         NAMES[self.number.0]
+    }
+
+    /// The state shared with open files.
+    pub(crate) fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
     }
 
     /// The pagemap this device serves.

@@ -13,7 +13,7 @@
 //! - [`pgmap`] is the safe `struct dev_pagemap` abstraction;
 //! - [`region`] (kernel-independent) and [`tracker`] allocate pages and gate unbind;
 //! - [`nvme_cmb`] finds and enables the Controller Memory Buffer of an NVMe controller;
-//! - [`cdev`] serves `/dev/p2pmemN`;
+//! - [`cdev`] serves `/dev/p2pmemN`, [`sysfs`] its counters on the PCI device;
 //! - [`bindings`] holds the module's own bindgen output for the C shim.
 
 use kernel::{device::Core, driver, pci, prelude::*};
@@ -24,6 +24,7 @@ mod nvme_cmb;
 mod p2pdma;
 mod pci_bar;
 mod pgmap;
+mod sysfs;
 mod tracker;
 
 // Kernel-independent: their items are `pub` for the host test crate (`tools/testing/host`).
@@ -115,6 +116,7 @@ struct P2pmemDriver;
 struct P2pmemDevice<'bound> {
     pdev: &'bound pci::Device,
     window: layout::Window,
+    _sysfs: sysfs::SysfsGroup<'bound>,
     cdev: Pin<KBox<cdev::Cdev>>,
     _claim: pci_bar::BarClaim<'bound>,
     _provider: p2pdma::Provider<'bound>,
@@ -175,6 +177,7 @@ impl pci::Driver for P2pmemDriver {
             pci_dev: cdev::pci_name(pdev.as_ref().name()),
         };
         let cdev = KBox::pin_init(cdev::Cdev::new(pagemap, info)?, GFP_KERNEL)?;
+        let sysfs = sysfs::SysfsGroup::new(pdev, cdev.shared())?;
 
         dev_info!(
             pdev,
@@ -200,6 +203,7 @@ impl pci::Driver for P2pmemDriver {
         Ok(P2pmemDevice {
             pdev,
             window,
+            _sysfs: sysfs,
             cdev,
             _claim: claim,
             _provider: provider,

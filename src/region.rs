@@ -69,8 +69,8 @@ impl<S: Deref<Target = [AtomicU64]>> PagePool<S> {
             return None;
         }
         // Bits past the end are permanently taken, so a search never returns them.
-        if pages % 64 != 0 {
-            bits[pages / 64].store(!0u64 << (pages % 64), Ordering::Relaxed);
+        if let Some(last) = bits.get(pages / 64).filter(|_| pages % 64 != 0) {
+            last.store(!0u64 << (pages % 64), Ordering::Relaxed);
         }
         for w in bits.iter().skip(words_for(pages)) {
             w.store(!0, Ordering::Relaxed);
@@ -119,11 +119,19 @@ impl<S: Deref<Target = [AtomicU64]>> PagePool<S> {
 
         // The reservation guarantees that `n` clear bits exist (a free clears its bit before it
         // counts the page as free), so this terminates.
+        // No division and no indexing that could panic: `words > 0` since `n <= pages`.
         let words = words_for(self.pages);
         let mut want = n;
-        let mut word = self.hint.load(Ordering::Relaxed) % words;
+        let mut word = self
+            .hint
+            .load(Ordering::Relaxed)
+            .checked_rem(words)
+            .unwrap_or(0);
         while want > 0 {
-            let slot = &self.bits[word];
+            let Some(slot) = self.bits.get(word) else {
+                word = 0;
+                continue;
+            };
             let mut cur = slot.load(Ordering::Relaxed);
             while cur != !0 && want > 0 {
                 // Take the lowest run of clear bits in this word, up to `want` of them.
@@ -152,7 +160,10 @@ impl<S: Deref<Target = [AtomicU64]>> PagePool<S> {
                 }
             }
             if want > 0 {
-                word = (word + 1) % words;
+                word += 1;
+                if word >= words {
+                    word = 0;
+                }
             }
         }
         self.hint.store(word, Ordering::Relaxed);
@@ -165,7 +176,8 @@ impl<S: Deref<Target = [AtomicU64]>> PagePool<S> {
             return Err(PoolError::OutOfRange);
         }
         let mask = 1u64 << (index % 64);
-        let old = self.bits[index / 64].fetch_and(!mask, Ordering::AcqRel);
+        let slot = self.bits.get(index / 64).ok_or(PoolError::OutOfRange)?;
+        let old = slot.fetch_and(!mask, Ordering::AcqRel);
         if old & mask == 0 {
             return Err(PoolError::NotAllocated);
         }

@@ -62,3 +62,97 @@ void p2pmem_percpu_ref_put(struct percpu_ref *ref)
 {
 	percpu_ref_put(ref);
 }
+
+struct p2pmem_sysfs {
+	const void *ctx;
+};
+
+static void p2pmem_sysfs_release(struct device *dev, void *res)
+{
+}
+
+static int p2pmem_sysfs_info(struct device *dev, struct p2pmem_info *info)
+{
+	struct p2pmem_sysfs *s = devres_find(dev, p2pmem_sysfs_release, NULL, NULL);
+
+	if (!s)
+		return -ENODEV;
+	return p2pmem_region_info(s->ctx, info);
+}
+
+/* A counter of struct p2pmem_info, shown as a decimal. */
+struct p2pmem_region_attr {
+	struct device_attribute attr;
+	size_t offset;
+};
+
+static ssize_t p2pmem_region_show(struct device *dev, struct device_attribute *attr,
+				  char *buf)
+{
+	struct p2pmem_region_attr *ra = container_of(attr, struct p2pmem_region_attr, attr);
+	struct p2pmem_info info;
+	u64 value;
+	int ret;
+
+	ret = p2pmem_sysfs_info(dev, &info);
+	if (ret)
+		return ret;
+	memcpy(&value, (u8 *)&info + ra->offset, sizeof(value));
+	return sysfs_emit(buf, "%llu\n", value);
+}
+
+#define P2PMEM_INFO_OFFSET(member) offsetof(struct p2pmem_info, member)
+
+static struct p2pmem_region_attr p2pmem_region_attr_list[] = {
+	{ __ATTR(region_bytes, 0444, p2pmem_region_show, NULL), P2PMEM_INFO_OFFSET(region_bytes) },
+	{ __ATTR(pages, 0444, p2pmem_region_show, NULL), P2PMEM_INFO_OFFSET(pages) },
+	{ __ATTR(free_pages, 0444, p2pmem_region_show, NULL), P2PMEM_INFO_OFFSET(free_pages) },
+	{ __ATTR(outstanding_pages, 0444, p2pmem_region_show, NULL),
+	  P2PMEM_INFO_OFFSET(outstanding_pages) },
+	{ __ATTR(handed_out_pages, 0444, p2pmem_region_show, NULL),
+	  P2PMEM_INFO_OFFSET(handed_out_pages) },
+	{ __ATTR(freed_pages, 0444, p2pmem_region_show, NULL), P2PMEM_INFO_OFFSET(freed_pages) },
+	{ __ATTR(pool_bytes, 0444, p2pmem_region_show, NULL), P2PMEM_INFO_OFFSET(pool_bytes) },
+	{ __ATTR(region_offset, 0444, p2pmem_region_show, NULL),
+	  P2PMEM_INFO_OFFSET(region_offset) },
+};
+
+static struct attribute *p2pmem_region_attrs[] = {
+	&p2pmem_region_attr_list[0].attr.attr,
+	&p2pmem_region_attr_list[1].attr.attr,
+	&p2pmem_region_attr_list[2].attr.attr,
+	&p2pmem_region_attr_list[3].attr.attr,
+	&p2pmem_region_attr_list[4].attr.attr,
+	&p2pmem_region_attr_list[5].attr.attr,
+	&p2pmem_region_attr_list[6].attr.attr,
+	&p2pmem_region_attr_list[7].attr.attr,
+	NULL,
+};
+
+static const struct attribute_group p2pmem_region_group = {
+	.name = "p2pmem_region",
+	.attrs = p2pmem_region_attrs,
+};
+
+int p2pmem_sysfs_add(struct pci_dev *pdev, const void *ctx)
+{
+	struct p2pmem_sysfs *s;
+	int ret;
+
+	s = devres_alloc(p2pmem_sysfs_release, sizeof(*s), GFP_KERNEL);
+	if (!s)
+		return -ENOMEM;
+	s->ctx = ctx;
+	devres_add(&pdev->dev, s);
+	ret = sysfs_create_group(&pdev->dev.kobj, &p2pmem_region_group);
+	if (ret)
+		devres_release(&pdev->dev, p2pmem_sysfs_release, NULL, NULL);
+	return ret;
+}
+
+void p2pmem_sysfs_remove(struct pci_dev *pdev)
+{
+	/* Waits for every show() in flight; none starts afterwards. */
+	sysfs_remove_group(&pdev->dev.kobj, &p2pmem_region_group);
+	devres_release(&pdev->dev, p2pmem_sysfs_release, NULL, NULL);
+}

@@ -235,6 +235,37 @@ TEST_F(region, shared_mapping_takes_and_returns_pages)
 	EXPECT_EQ(len / PAGE, info.freed_pages - self->info.freed_pages);
 }
 
+static unsigned long long region_attr(const char *bdf, const char *name)
+{
+	char path[PATH_MAX], buf[32];
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/p2pmem_region/%s", bdf, name);
+	if (sysfs_read(path, buf, sizeof(buf)))
+		return ULLONG_MAX;
+	return strtoull(buf, NULL, 10);
+}
+
+/* The sysfs attributes on the PCI device match the info ioctl. */
+TEST_F(region, sysfs_attributes_match_the_ioctl)
+{
+	struct p2pmem_info info;
+	char *buf;
+
+	buf = map(self->fd, 8 * PAGE);
+	ASSERT_NE(MAP_FAILED, buf);
+	ASSERT_EQ(0, p2pmem_info(self->fd, &info));
+	EXPECT_EQ(info.region_bytes, region_attr(self->bdf, "region_bytes"));
+	EXPECT_EQ(info.pages, region_attr(self->bdf, "pages"));
+	EXPECT_EQ(info.free_pages, region_attr(self->bdf, "free_pages"));
+	EXPECT_EQ(8, region_attr(self->bdf, "outstanding_pages"));
+	EXPECT_EQ(info.handed_out_pages, region_attr(self->bdf, "handed_out_pages"));
+	EXPECT_EQ(info.freed_pages, region_attr(self->bdf, "freed_pages"));
+	EXPECT_EQ(info.pool_bytes, region_attr(self->bdf, "pool_bytes"));
+	EXPECT_EQ(info.region_offset, region_attr(self->bdf, "region_offset"));
+	ASSERT_EQ(0, munmap(buf, 8 * PAGE));
+	EXPECT_EQ(0, region_attr(self->bdf, "outstanding_pages"));
+}
+
 /* MAP_PRIVATE is refused with EINVAL and takes nothing. */
 TEST_F(region, private_mapping_is_refused)
 {
@@ -512,6 +543,7 @@ TEST_F_TIMEOUT(region, unbind_revokes_a_live_mapping, 120)
 	EXPECT_TRUE(kmsg_grep(kmsg, done, NULL, 0));
 	EXPECT_TRUE(access_raises_sigbus(buf));
 	EXPECT_EQ(-ENODEV, p2pmem_info(self->fd, &info));
+	EXPECT_EQ(ULLONG_MAX, region_attr(self->bdf, "pages"));
 	EXPECT_EQ(MAP_FAILED, map(self->fd, PAGE));
 	EXPECT_EQ(ENODEV, errno);
 	ASSERT_EQ(0, munmap(buf, 64 * PAGE));
