@@ -10,7 +10,9 @@ step() { printf '\n### %s\n' "$*"; }
 nvme_by_serial() {
 	local c
 	for c in /sys/class/nvme/nvme*; do
-		[ "$(tr -d ' ' <"$c/serial")" = "$1" ] && basename "$(readlink -f "$c/device")"
+		if [ "$(tr -d ' ' <"$c/serial")" = "$1" ]; then
+			basename "$(readlink -f "$c/device")"
+		fi
 	done
 }
 

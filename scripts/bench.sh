@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Builds what is missing, boots the test bed and runs scripts/bench-guest.sh: fio bandwidth,
+# mmap setup rate and unbind latency, printed as tables.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+cd "$P2PMEM_ROOT"
+scripts/setup.sh
+kdir=$(scripts/build-kernel.sh | tail -n 1)
+make -s KDIR="$kdir" modules
+scripts/vm.sh --timeout 1200 -- scripts/bench-guest.sh
