@@ -38,6 +38,20 @@ for d in "$ivshmem" "$cmb"; do
 	echo "$d: driver $(basename "$(readlink "/sys/bus/pci/devices/$d/driver")")"
 done
 dmesg | grep p2pmem
+ls -l /dev/p2pmem*
+echo "CMB region counters:"
+grep . "/sys/bus/pci/devices/$cmb/p2pmem_region/"* | sed "s|.*/||; s|^|  |"
+
+step "fio: O_DIRECT from the data NVMe into P2P pages of the CMB, verified"
+data=""
+for c in /sys/class/nvme/nvme*; do
+	if [ "$(tr -d ' ' <"$c/serial")" = p2pmem-data ]; then
+		data=/dev/$(basename "$c")n1
+	fi
+done
+node=/dev/$(dmesg | sed -n "s/.*$cmb: \(p2pmem[0-9]*\): .*/\1/p" | tail -n 1)
+fio --name=demo --filename="$data" --direct=1 --ioengine=psync --rw=write --bs=128k \
+	--size=8M --iomem="mmapshared:$node" --verify=crc32c --do_verify=1 --verify_state_save=0 | grep -E "WRITE:|READ:|err="
 
 step "unbind the CMB NVMe, unload p2pmem"
 echo "$cmb" >/sys/bus/pci/drivers/p2pmem/unbind

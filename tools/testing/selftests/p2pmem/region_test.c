@@ -505,7 +505,8 @@ TEST_F_TIMEOUT(region, fio_verifies_through_mmapshared, 300)
 {
 	static const char *const job[] = {
 		"--name=p2pmem", "--direct=1", "--ioengine=psync", "--rw=write", "--bs=128k",
-		"--size=8M", "--offset=32M", "--verify=crc32c", "--do_verify=1", NULL,
+		"--size=8M", "--offset=32M", "--verify=crc32c", "--do_verify=1",
+		"--verify_state_save=0", NULL,
 	};
 	char cmd[1024];
 	int status, i, n;
