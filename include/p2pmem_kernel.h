@@ -30,6 +30,8 @@ void p2pmem_pgmap_set_range(struct dev_pagemap *pgmap, u64 start, u64 end);
 struct dev_pagemap *p2pmem_folio_pgmap(struct folio *folio);
 unsigned long p2pmem_folio_pfn(struct folio *folio);
 struct page *p2pmem_pfn_to_page(unsigned long pfn);
+unsigned long p2pmem_page_to_pfn(struct page *page);
+bool p2pmem_is_pci_p2pdma_page(struct page *page);
 int p2pmem_page_count(struct page *page);
 void p2pmem_set_page_count(struct page *page, int v);
 void p2pmem_put_page(struct page *page);

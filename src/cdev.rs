@@ -13,7 +13,13 @@
 //! `madvise(MADV_DONTNEED)` (the range then raises `SIGBUS` on access), process exit, or the
 //! end of an I/O that had pinned them.
 
-use crate::{bindings as p2p_bindings, p2pdma::P2pPagemap, pgmap::vma_pgoff};
+use crate::{
+    bindings as p2p_bindings,
+    gup::{PinnedPages, MAX_PIN_PAGES},
+    p2pdma::P2pPagemap,
+    pgmap::vma_pgoff,
+    pin_flags::AnyPinFlags,
+};
 use core::{
     ptr::NonNull,
     sync::atomic::{AtomicU32, Ordering},
@@ -23,21 +29,27 @@ use kernel::{
     device::Device,
     ffi,
     fs::File,
-    ioctl::_IOR,
+    ioctl::{_IOR, _IOWR},
     miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
     mm::virt::{flags as vm_flags, VmaNew},
     new_mutex,
     prelude::*,
     sync::{Arc, Mutex},
-    transmute::AsBytes,
+    transmute::{AsBytes, FromBytes},
     uaccess::{UserPtr, UserSlice},
 };
 
 /// `P2PMEM_IOCTL_INFO`.
 const IOCTL_INFO: u32 = _IOR::<p2p_bindings::p2pmem_info>(p2p_bindings::P2PMEM_IOCTL_MAGIC, 0);
+/// `P2PMEM_IOCTL_PIN`.
+const IOCTL_PIN: u32 = _IOWR::<p2p_bindings::p2pmem_pin>(p2p_bindings::P2PMEM_IOCTL_MAGIC, 1);
 
-// SAFETY: `struct p2pmem_info` is all `__u64`/`__u32` in an order without padding.
+// SAFETY: `struct p2pmem_info` is all `__u64`/`__u32` and `char` in an order without padding.
 unsafe impl AsBytes for p2p_bindings::p2pmem_info {}
+// SAFETY: `struct p2pmem_pin` is all `__u64`/`__u32` in an order without padding.
+unsafe impl AsBytes for p2p_bindings::p2pmem_pin {}
+// SAFETY: any bit pattern is a valid `struct p2pmem_pin` (integers only).
+unsafe impl FromBytes for p2p_bindings::p2pmem_pin {}
 
 /// The misc device names: `/dev/p2pmem0` to `/dev/p2pmem15`.
 const NAMES: [&CStr; 16] = [
@@ -195,6 +207,31 @@ impl Shared {
         f(unsafe { pagemap.as_ref() })
     }
 
+    /// `P2PMEM_IOCTL_PIN`: pins the range through [`PinnedPages`], counts, unpins.
+    fn pin(&self, pin: &mut p2p_bindings::p2pmem_pin) -> Result {
+        let page_size = kernel::page::PAGE_SIZE as u64;
+        let pages = pin.len / page_size;
+        if pin.reserved != 0
+            || pin.len % page_size != 0
+            || pages == 0
+            || pages > MAX_PIN_PAGES as u64
+        {
+            return Err(EINVAL);
+        }
+        // P2PDMA | LONGTERM is refused here, before GUP could WARN about it.
+        let flags = AnyPinFlags::from_uapi(pin.flags).map_err(|_| EINVAL)?;
+        let addr = usize::try_from(pin.addr).map_err(|_| EINVAL)?;
+        // Not under our lock: GUP may fault, under the mmap lock, which `mmap` takes first.
+        let pinned = PinnedPages::pin(addr, pages as usize, flags)?;
+        pin.pinned = pinned.len() as u64;
+        pin.p2pdma = pinned.count_p2pdma() as u64;
+        pin.ours = self.with_pagemap(|pagemap| {
+            let (first, count) = pagemap.pfns();
+            Ok(pinned.count_in(first, count) as u64)
+        })?;
+        Ok(())
+    }
+
     /// The counters and the fixed facts, or `-ENODEV` once the device is going away.
     pub(crate) fn info(&self) -> Result<p2p_bindings::p2pmem_info> {
         self.with_pagemap(|pagemap| {
@@ -337,6 +374,17 @@ impl MiscDevice for P2pmemFile {
                 UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of_val(&info))
                     .writer()
                     .write(&info)?;
+                Ok(0)
+            }
+            IOCTL_PIN => {
+                let (mut reader, mut writer) = UserSlice::new(
+                    UserPtr::from_addr(arg),
+                    size_of::<p2p_bindings::p2pmem_pin>(),
+                )
+                .reader_writer();
+                let mut pin: p2p_bindings::p2pmem_pin = reader.read()?;
+                me.shared.pin(&mut pin)?;
+                writer.write(&pin)?;
                 Ok(0)
             }
             _ => Err(ENOTTY),

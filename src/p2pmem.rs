@@ -13,6 +13,8 @@
 //! - [`pgmap`] is the safe `struct dev_pagemap` abstraction;
 //! - [`region`] (kernel-independent) and [`tracker`] allocate pages and gate unbind;
 //! - [`nvme_cmb`] finds and enables the Controller Memory Buffer of an NVMe controller;
+//! - [`pin_flags`] (kernel-independent) and [`gup`] pin user pages, never with
+//!   `FOLL_PCI_P2PDMA | FOLL_LONGTERM`;
 //! - [`cdev`] serves `/dev/p2pmemN`, [`sysfs`] its counters on the PCI device;
 //! - [`bindings`] holds the module's own bindgen output for the C shim.
 
@@ -20,6 +22,7 @@ use kernel::{device::Core, driver, pci, prelude::*};
 
 mod bindings;
 mod cdev;
+mod gup;
 mod nvme_cmb;
 mod p2pdma;
 mod pci_bar;
@@ -30,6 +33,8 @@ mod tracker;
 // Kernel-independent: their items are `pub` for the host test crate (`tools/testing/host`).
 #[expect(unreachable_pub)]
 mod layout;
+#[expect(unreachable_pub)]
+mod pin_flags;
 #[expect(unreachable_pub)]
 mod region;
 

@@ -156,6 +156,11 @@ impl<O: PagemapOwner> Pagemap<O> {
         &self.owner
     }
 
+    /// The first pfn of the range and the number of pages.
+    pub(crate) fn pfns(&self) -> (usize, usize) {
+        (self.first_pfn, self.pages)
+    }
+
     /// Hands out page `index` (which the owner just allocated, so nobody else holds it): sets its
     /// refcount to 1 and takes a pagemap reference. `-ENODEV` once teardown started,
     /// `-EINVAL` for an index past the end or a page that is still referenced.

@@ -38,6 +38,16 @@ struct page *p2pmem_pfn_to_page(unsigned long pfn)
 	return pfn_to_page(pfn);
 }
 
+unsigned long p2pmem_page_to_pfn(struct page *page)
+{
+	return page_to_pfn(page);
+}
+
+bool p2pmem_is_pci_p2pdma_page(struct page *page)
+{
+	return is_pci_p2pdma_page(page);
+}
+
 int p2pmem_page_count(struct page *page)
 {
 	return page_ref_count(page);

@@ -8,3 +8,6 @@ pub mod layout;
 
 #[path = "../../../src/region.rs"]
 pub mod region;
+
+#[path = "../../../src/pin_flags.rs"]
+pub mod pin_flags;

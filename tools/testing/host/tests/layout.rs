@@ -251,13 +251,20 @@ proptest! {
 }
 
 fn window(size_mib: u64) -> Window {
-    Window { bar: 2, offset: 4 * MIB, size: size_mib * MIB }
+    Window {
+        bar: 2,
+        offset: 4 * MIB,
+        size: size_mib * MIB,
+    }
 }
 
 #[test]
 fn the_default_pool_is_an_eighth_or_2mib() {
     let s = window(64).split(-1).unwrap();
-    assert_eq!((s.pool, s.region_offset, s.region_size), (8 * MIB, 12 * MIB, 56 * MIB));
+    assert_eq!(
+        (s.pool, s.region_offset, s.region_size),
+        (8 * MIB, 12 * MIB, 56 * MIB)
+    );
     let s = window(8).split(-1).unwrap();
     assert_eq!((s.pool, s.region_size), (2 * MIB, 6 * MIB));
     let s = window(18).split(-1).unwrap();
@@ -267,30 +274,48 @@ fn the_default_pool_is_an_eighth_or_2mib() {
 #[test]
 fn the_default_pool_never_takes_the_whole_window() {
     let s = window(2).split(-1).unwrap();
-    assert_eq!((s.pool, s.region_offset, s.region_size), (0, 4 * MIB, 2 * MIB));
+    assert_eq!(
+        (s.pool, s.region_offset, s.region_size),
+        (0, 4 * MIB, 2 * MIB)
+    );
 }
 
 #[test]
 fn pool_size_zero_disables_the_pool() {
     let s = window(64).split(0).unwrap();
-    assert_eq!((s.pool, s.region_offset, s.region_size), (0, 4 * MIB, 64 * MIB));
+    assert_eq!(
+        (s.pool, s.region_offset, s.region_size),
+        (0, 4 * MIB, 64 * MIB)
+    );
 }
 
 #[test]
 fn an_explicit_pool_is_honoured_or_refused() {
     let s = window(64).split(32 << 20).unwrap();
-    assert_eq!((s.pool, s.region_offset, s.region_size), (32 * MIB, 36 * MIB, 32 * MIB));
+    assert_eq!(
+        (s.pool, s.region_offset, s.region_size),
+        (32 * MIB, 36 * MIB, 32 * MIB)
+    );
     assert_eq!(
         window(64).split(64 << 20),
-        Err(LayoutError::PoolTooLarge { pool: 64 * MIB, size: 64 * MIB })
+        Err(LayoutError::PoolTooLarge {
+            pool: 64 * MIB,
+            size: 64 * MIB
+        })
     );
     assert_eq!(
         window(64).split(1 << 40),
-        Err(LayoutError::PoolTooLarge { pool: 1 << 40, size: 64 * MIB })
+        Err(LayoutError::PoolTooLarge {
+            pool: 1 << 40,
+            size: 64 * MIB
+        })
     );
     assert_eq!(
         window(64).split(4096),
-        Err(LayoutError::Unaligned { what: "pool_size", value: 4096 })
+        Err(LayoutError::Unaligned {
+            what: "pool_size",
+            value: 4096
+        })
     );
 }
 
@@ -318,49 +343,125 @@ fn cmbsz(szu: u32, sz: u32) -> u32 {
 #[test]
 fn qemu_cmb_decodes_to_all_of_bar_2() {
     // QEMU's nvme with cmb_size_mb=64: BAR 2, offset 0, SZU 1 MiB, SZ 64.
-    let regs = CmbRegs { cmbloc: 2, cmbsz: cmbsz(2, 64) };
-    assert_eq!(regs.window(&nvme_cmb(64 * MIB)), Ok(Window { bar: 2, offset: 0, size: 64 * MIB }));
+    let regs = CmbRegs {
+        cmbloc: 2,
+        cmbsz: cmbsz(2, 64),
+    };
+    assert_eq!(
+        regs.window(&nvme_cmb(64 * MIB)),
+        Ok(Window {
+            bar: 2,
+            offset: 0,
+            size: 64 * MIB
+        })
+    );
 }
 
 #[test]
 fn no_cmb_is_no_device() {
-    let err = CmbRegs { cmbloc: 0, cmbsz: 0 }.window(&nvme_cmb(64 * MIB)).unwrap_err();
+    let err = CmbRegs {
+        cmbloc: 0,
+        cmbsz: 0,
+    }
+    .window(&nvme_cmb(64 * MIB))
+    .unwrap_err();
     assert_eq!(err, LayoutError::NoCmb);
     assert!(err.is_no_device());
-    assert_eq!(err.to_string(), "NVMe controller without a Controller Memory Buffer");
+    assert_eq!(
+        err.to_string(),
+        "NVMe controller without a Controller Memory Buffer"
+    );
     // A reserved size unit is no CMB either.
-    assert_eq!(CmbRegs { cmbloc: 2, cmbsz: cmbsz(7, 1) }.window(&nvme_cmb(64 * MIB)), Err(LayoutError::NoCmb));
+    assert_eq!(
+        CmbRegs {
+            cmbloc: 2,
+            cmbsz: cmbsz(7, 1)
+        }
+        .window(&nvme_cmb(64 * MIB)),
+        Err(LayoutError::NoCmb)
+    );
 }
 
 #[test]
 fn cmb_is_cut_to_its_bar_and_to_the_granule() {
     // 3 MiB CMB at offset 2 MiB of a 4 MiB BAR: 2 MiB remain, all usable.
-    let regs = CmbRegs { cmbloc: 2 | (2 << 12), cmbsz: cmbsz(2, 3) };
-    assert_eq!(regs.window(&nvme_cmb(4 * MIB)), Ok(Window { bar: 2, offset: 2 * MIB, size: 2 * MIB }));
+    let regs = CmbRegs {
+        cmbloc: 2 | (2 << 12),
+        cmbsz: cmbsz(2, 3),
+    };
+    assert_eq!(
+        regs.window(&nvme_cmb(4 * MIB)),
+        Ok(Window {
+            bar: 2,
+            offset: 2 * MIB,
+            size: 2 * MIB
+        })
+    );
     // 1 MiB CMB: nothing usable.
-    let regs = CmbRegs { cmbloc: 2, cmbsz: cmbsz(2, 1) };
-    assert!(matches!(regs.window(&nvme_cmb(64 * MIB)), Err(LayoutError::CmbUnusable { .. })));
+    let regs = CmbRegs {
+        cmbloc: 2,
+        cmbsz: cmbsz(2, 1),
+    };
+    assert!(matches!(
+        regs.window(&nvme_cmb(64 * MIB)),
+        Err(LayoutError::CmbUnusable { .. })
+    ));
     // Offset off the granule (1 MiB).
-    let regs = CmbRegs { cmbloc: 2 | (1 << 12), cmbsz: cmbsz(2, 8) };
-    assert!(matches!(regs.window(&nvme_cmb(64 * MIB)), Err(LayoutError::CmbUnusable { .. })));
+    let regs = CmbRegs {
+        cmbloc: 2 | (1 << 12),
+        cmbsz: cmbsz(2, 8),
+    };
+    assert!(matches!(
+        regs.window(&nvme_cmb(64 * MIB)),
+        Err(LayoutError::CmbUnusable { .. })
+    ));
 }
 
 #[test]
 fn cmb_in_an_io_or_missing_bar_is_refused() {
-    let regs = CmbRegs { cmbloc: 4, cmbsz: cmbsz(2, 8) };
-    assert_eq!(regs.window(&nvme_cmb(64 * MIB)), Err(LayoutError::NotMemory(4)));
-    let regs = CmbRegs { cmbloc: 7, cmbsz: cmbsz(2, 8) };
-    assert_eq!(regs.window(&nvme_cmb(64 * MIB)), Err(LayoutError::NotMemory(7)));
+    let regs = CmbRegs {
+        cmbloc: 4,
+        cmbsz: cmbsz(2, 8),
+    };
+    assert_eq!(
+        regs.window(&nvme_cmb(64 * MIB)),
+        Err(LayoutError::NotMemory(4))
+    );
+    let regs = CmbRegs {
+        cmbloc: 7,
+        cmbsz: cmbsz(2, 8),
+    };
+    assert_eq!(
+        regs.window(&nvme_cmb(64 * MIB)),
+        Err(LayoutError::NotMemory(7))
+    );
 }
 
 #[test]
 fn parameters_apply_inside_the_cmb() {
-    let cmb = Window { bar: 2, offset: 8 * MIB, size: 32 * MIB };
+    let cmb = Window {
+        bar: 2,
+        offset: 8 * MIB,
+        size: 32 * MIB,
+    };
     assert_eq!(auto().choose_in_cmb(&cmb), Ok(cmb));
     let req = Request::from_params(2, 4 * MIB, 8 * MIB).unwrap();
-    assert_eq!(req.choose_in_cmb(&cmb), Ok(Window { bar: 2, offset: 12 * MIB, size: 8 * MIB }));
+    assert_eq!(
+        req.choose_in_cmb(&cmb),
+        Ok(Window {
+            bar: 2,
+            offset: 12 * MIB,
+            size: 8 * MIB
+        })
+    );
     let req = Request::from_params(0, 0, 0).unwrap();
-    assert_eq!(req.choose_in_cmb(&cmb), Err(LayoutError::NotCmbBar { bar: 0, cmb_bar: 2 }));
+    assert_eq!(
+        req.choose_in_cmb(&cmb),
+        Err(LayoutError::NotCmbBar { bar: 0, cmb_bar: 2 })
+    );
     let req = Request::from_params(-1, 0, 34 * MIB).unwrap();
-    assert!(matches!(req.choose_in_cmb(&cmb), Err(LayoutError::OutOfBar { .. })));
+    assert!(matches!(
+        req.choose_in_cmb(&cmb),
+        Err(LayoutError::OutOfBar { .. })
+    ));
 }

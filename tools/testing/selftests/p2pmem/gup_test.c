@@ -1,0 +1,349 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * GUP flag gating on P2PDMA pages: p2pmem's own pin ioctl (its Rust GUP
+ * layer) and the kernel's own paths (O_DIRECT to a block device without
+ * P2PDMA support, io_uring fixed buffers, process_vm_readv, vmsplice).
+ *
+ * Every case runs on p2pmem's Rust region (/dev/p2pmemN) and on the kernel's
+ * own C provider (p2pmem/allocate of the pool slice), on ivshmem and on the
+ * NVMe CMB: the two providers' pages must behave the same.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/io_uring.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <linux/p2pmem.h>
+
+#include "kselftest_harness.h"
+#include "p2pmem_util.h"
+
+#define PAGE 4096UL
+#define NPAGES 16
+#define LEN (NPAGES * PAGE)
+
+FIXTURE(gup) {
+	char bdf[BDF_LEN];
+	int fd;		/* /dev/p2pmemN of the device, for the pin ioctl */
+	int buf_fd;	/* what the buffer is mapped from */
+	char *p2p;	/* LEN bytes of P2PDMA pages */
+	int kmsg;
+};
+
+FIXTURE_VARIANT(gup) {
+	bool cmb;
+	bool kernel_pool;
+};
+
+FIXTURE_VARIANT_ADD(gup, region_ivshmem) {
+	.cmb = false, .kernel_pool = false,
+};
+
+FIXTURE_VARIANT_ADD(gup, region_cmb) {
+	.cmb = true, .kernel_pool = false,
+};
+
+FIXTURE_VARIANT_ADD(gup, kernel_pool_ivshmem) {
+	.cmb = false, .kernel_pool = true,
+};
+
+FIXTURE_VARIANT_ADD(gup, kernel_pool_cmb) {
+	.cmb = true, .kernel_pool = true,
+};
+
+static int open_node_of(const char *bdf)
+{
+	struct p2pmem_info info;
+	char path[64];
+	int i, fd;
+
+	for (i = 0; i < 16; i++) {
+		snprintf(path, sizeof(path), "/dev/" P2PMEM_DEVICE_PREFIX "%d", i);
+		fd = open(path, O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		memset(&info, 0, sizeof(info));
+		if (!ioctl(fd, P2PMEM_IOCTL_INFO, &info) && !strcmp(info.pci_dev, bdf))
+			return fd;
+		close(fd);
+	}
+	return -ENOENT;
+}
+
+FIXTURE_SETUP(gup)
+{
+	char path[PATH_MAX];
+
+	self->fd = -1;
+	self->buf_fd = -1;
+	self->p2p = MAP_FAILED;
+	ASSERT_EQ(0, module_unload());
+	if (variant->cmb) {
+		if (find_nvme_by_serial(CMB_NVME_SERIAL, self->bdf))
+			SKIP(return, "no NVMe controller with serial " CMB_NVME_SERIAL);
+	} else if (find_pci_by_id(IVSHMEM_VENDOR, IVSHMEM_DEVICE, self->bdf)) {
+		SKIP(return, "no ivshmem device");
+	}
+	ASSERT_EQ(0, module_load(""));
+	if (variant->cmb)
+		ASSERT_EQ(0, pci_bind_override(self->bdf, P2PMEM_DRIVER));
+	self->fd = open_node_of(self->bdf);
+	ASSERT_LE(0, self->fd);
+	if (variant->kernel_pool) {
+		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/p2pmem/allocate", self->bdf);
+		self->buf_fd = open(path, O_RDWR | O_CLOEXEC);
+		ASSERT_LE(0, self->buf_fd);
+	} else {
+		self->buf_fd = dup(self->fd);
+	}
+	self->p2p = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_SHARED, self->buf_fd, 0);
+	ASSERT_NE(MAP_FAILED, self->p2p);
+	memset(self->p2p, 0x5a, LEN);
+	self->kmsg = kmsg_open();
+	ASSERT_LE(0, self->kmsg);
+}
+
+FIXTURE_TEARDOWN(gup)
+{
+	const char *const warn[] = { "WARNING:", NULL };
+
+	if (self->kmsg >= 0) {
+		EXPECT_FALSE(kmsg_grep(self->kmsg, warn, NULL, 0));
+		close(self->kmsg);
+	}
+	if (self->p2p != MAP_FAILED)
+		munmap(self->p2p, LEN);
+	if (self->buf_fd >= 0)
+		close(self->buf_fd);
+	if (self->fd >= 0)
+		close(self->fd);
+	EXPECT_EQ(0, module_unload());
+	if (variant->cmb && self->bdf[0])
+		EXPECT_EQ(0, pci_restore_default_driver(self->bdf));
+}
+
+/* Pins through P2PMEM_IOCTL_PIN; 0 or -errno, counts in @pin. */
+static int pin(int fd, void *addr, size_t len, __u32 flags, struct p2pmem_pin *pin)
+{
+	memset(pin, 0, sizeof(*pin));
+	pin->addr = (uintptr_t)addr;
+	pin->len = len;
+	pin->flags = flags;
+	return ioctl(fd, P2PMEM_IOCTL_PIN, pin) ? -errno : 0;
+}
+
+/* Without FOLL_PCI_P2PDMA, GUP refuses P2PDMA pages with EREMOTEIO. */
+TEST_F(gup, pin_without_p2pdma_is_remoteio)
+{
+	struct p2pmem_pin p;
+
+	EXPECT_EQ(-EREMOTEIO, pin(self->fd, self->p2p, LEN, 0, &p));
+	EXPECT_EQ(-EREMOTEIO, pin(self->fd, self->p2p, LEN, P2PMEM_PIN_WRITE, &p));
+}
+
+/* With FOLL_PCI_P2PDMA every page pins and every page is P2PDMA (ours only for our region). */
+TEST_F(gup, pin_with_p2pdma_takes_every_page)
+{
+	struct p2pmem_pin p;
+
+	ASSERT_EQ(0, pin(self->fd, self->p2p, LEN, P2PMEM_PIN_P2PDMA | P2PMEM_PIN_WRITE, &p));
+	EXPECT_EQ(NPAGES, p.pinned);
+	EXPECT_EQ(NPAGES, p.p2pdma);
+	EXPECT_EQ(variant->kernel_pool ? 0 : NPAGES, p.ours);
+}
+
+/* P2PDMA with LONGTERM is refused by our layer with EINVAL, before GUP could WARN. */
+TEST_F(gup, pin_p2pdma_longterm_is_einval_without_warn)
+{
+	const char *const warn[] = { "WARNING:", NULL };
+	struct p2pmem_pin p;
+
+	EXPECT_EQ(-EINVAL, pin(self->fd, self->p2p, LEN, P2PMEM_PIN_P2PDMA | P2PMEM_PIN_LONGTERM,
+			       &p));
+	EXPECT_EQ(-EINVAL, pin(self->fd, self->p2p, LEN,
+			       P2PMEM_PIN_P2PDMA | P2PMEM_PIN_LONGTERM | P2PMEM_PIN_WRITE, &p));
+	EXPECT_FALSE(kmsg_grep(self->kmsg, warn, NULL, 0));
+}
+
+/* LONGTERM alone on P2PDMA pages is refused too: GUP's P2PDMA check comes first. */
+TEST_F(gup, pin_longterm_on_p2p_is_refused)
+{
+	struct p2pmem_pin p;
+
+	EXPECT_EQ(-EREMOTEIO, pin(self->fd, self->p2p, LEN, P2PMEM_PIN_LONGTERM, &p));
+}
+
+/* Ordinary memory pins with every valid flag set, and none of it is P2PDMA. */
+TEST_F(gup, pin_anonymous_memory_with_every_flag)
+{
+	const __u32 flags[] = { 0, P2PMEM_PIN_WRITE, P2PMEM_PIN_P2PDMA, P2PMEM_PIN_LONGTERM,
+				P2PMEM_PIN_P2PDMA | P2PMEM_PIN_WRITE,
+				P2PMEM_PIN_LONGTERM | P2PMEM_PIN_WRITE };
+	struct p2pmem_pin p;
+	unsigned int i;
+	char *anon;
+
+	anon = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
+		    -1, 0);
+	ASSERT_NE(MAP_FAILED, anon);
+	for (i = 0; i < ARRAY_SIZE(flags); i++) {
+		ASSERT_EQ(0, pin(self->fd, anon, LEN, flags[i], &p)) {
+			TH_LOG("flags %#x", flags[i]);
+		}
+		EXPECT_EQ(NPAGES, p.pinned);
+		EXPECT_EQ(0, p.p2pdma);
+		EXPECT_EQ(0, p.ours);
+	}
+	munmap(anon, LEN);
+}
+
+/*
+ * A range of anonymous pages followed by P2PDMA pages: without FOLL_PCI_P2PDMA GUP pins up to
+ * the first P2PDMA page and stops (a partial result, not an error); with it, all of them.
+ */
+TEST_F(gup, pin_of_a_mixed_range_stops_at_the_first_p2p_page)
+{
+	struct p2pmem_pin p;
+	char *range, *p2p;
+
+	range = mmap(NULL, 2 * LEN, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	ASSERT_NE(MAP_FAILED, range);
+	p2p = mmap(range + LEN, LEN, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+		   self->buf_fd, 0);
+	ASSERT_EQ(range + LEN, p2p);
+
+	ASSERT_EQ(0, pin(self->fd, range, 2 * LEN, P2PMEM_PIN_WRITE, &p));
+	EXPECT_EQ(NPAGES, p.pinned);
+	EXPECT_EQ(0, p.p2pdma);
+	ASSERT_EQ(0, pin(self->fd, range, 2 * LEN, P2PMEM_PIN_WRITE | P2PMEM_PIN_P2PDMA, &p));
+	EXPECT_EQ(2 * NPAGES, p.pinned);
+	EXPECT_EQ(NPAGES, p.p2pdma);
+	munmap(range, 2 * LEN);
+}
+
+/* Bad requests get clear errnos and pin nothing. */
+TEST_F(gup, pin_rejects_bad_requests)
+{
+	struct p2pmem_pin p;
+
+	EXPECT_EQ(-EINVAL, pin(self->fd, self->p2p, 0, P2PMEM_PIN_P2PDMA, &p));
+	EXPECT_EQ(-EINVAL, pin(self->fd, self->p2p + 1, PAGE, P2PMEM_PIN_P2PDMA, &p));
+	EXPECT_EQ(-EINVAL, pin(self->fd, self->p2p, PAGE + 1, P2PMEM_PIN_P2PDMA, &p));
+	EXPECT_EQ(-EINVAL, pin(self->fd, self->p2p, PAGE, 1U << 3, &p));
+	EXPECT_EQ(-EINVAL, pin(self->fd, self->p2p, 64UL * 1024 * 1024 + PAGE, 0, &p));
+	memset(&p, 0, sizeof(p));
+	p.addr = (uintptr_t)self->p2p;
+	p.len = PAGE;
+	p.reserved = 1;
+	EXPECT_EQ(-1, ioctl(self->fd, P2PMEM_IOCTL_PIN, &p));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(-1, ioctl(self->fd, P2PMEM_IOCTL_PIN, (void *)16));
+	EXPECT_EQ(EFAULT, errno);
+	EXPECT_EQ(-1, ioctl(self->fd, _IO(P2PMEM_IOCTL_MAGIC, 0x7f)));
+	EXPECT_EQ(ENOTTY, errno);
+	/* An address with nothing mapped. */
+	EXPECT_EQ(-EFAULT, pin(self->fd, (void *)PAGE, PAGE, 0, &p));
+}
+
+/* O_DIRECT between P2PDMA pages and a loop device (no P2PDMA support): EREMOTEIO, no data lost. */
+TEST_F_TIMEOUT(gup, o_direct_to_a_loop_device_is_remoteio, 120)
+{
+	char img[] = "/tmp/p2pmem-loopXXXXXX", cmd[256], loop[64] = "";
+	char *host;
+	FILE *f;
+	int fd, lfd;
+
+	fd = mkstemp(img);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, posix_memalign((void **)&host, PAGE, LEN));
+	memset(host, 0xa5, LEN);
+	ASSERT_EQ((ssize_t)LEN, pwrite(fd, host, LEN, 0));
+	close(fd);
+	snprintf(cmd, sizeof(cmd), "losetup -f --show %s", img);
+	f = popen(cmd, "r");
+	ASSERT_NE(NULL, f);
+	if (!fgets(loop, sizeof(loop), f))
+		loop[0] = '\0';
+	pclose(f);
+	loop[strcspn(loop, "\n")] = '\0';
+	ASSERT_NE(0, loop[0]);
+
+	lfd = open(loop, O_RDWR | O_DIRECT | O_CLOEXEC);
+	ASSERT_LE(0, lfd);
+	EXPECT_EQ(-1, pwrite(lfd, self->p2p, LEN, 0));
+	EXPECT_EQ(EREMOTEIO, errno);
+	EXPECT_EQ(-1, pread(lfd, self->p2p, LEN, 0));
+	EXPECT_EQ(EREMOTEIO, errno);
+	close(lfd);
+	snprintf(cmd, sizeof(cmd), "losetup -d %s", loop);
+	EXPECT_EQ(0, system(cmd));
+
+	/* Neither side changed. */
+	fd = open(img, O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	memset(host, 0, LEN);
+	ASSERT_EQ((ssize_t)LEN, pread(fd, host, LEN, 0));
+	close(fd);
+	EXPECT_EQ(0xa5, (unsigned char)host[0]);
+	EXPECT_EQ(0xa5, (unsigned char)host[LEN - 1]);
+	EXPECT_EQ(0x5a, (unsigned char)self->p2p[0]);
+	EXPECT_EQ(0x5a, (unsigned char)self->p2p[LEN - 1]);
+	unlink(img);
+	free(host);
+}
+
+/* io_uring fixed buffers are long-term pins: registering P2PDMA pages fails. */
+TEST_F(gup, io_uring_fixed_buffer_registration_fails)
+{
+	struct io_uring_params params = { 0 };
+	struct iovec iov = { self->p2p, LEN };
+	long ret;
+	int ring;
+
+	ring = syscall(__NR_io_uring_setup, 4, &params);
+	if (ring < 0 && errno == EPERM)
+		SKIP(return, "io_uring is disabled (kernel.io_uring_disabled)");
+	ASSERT_LE(0, ring);
+	ret = syscall(__NR_io_uring_register, ring, IORING_REGISTER_BUFFERS, &iov, 1);
+	EXPECT_EQ(-1, ret);
+	EXPECT_EQ(EREMOTEIO, errno);
+	close(ring);
+}
+
+/* process_vm_readv() from P2PDMA pages (GUP without FOLL_PCI_P2PDMA) fails with EFAULT. */
+TEST_F(gup, process_vm_readv_from_p2p_fails)
+{
+	struct iovec local, remote = { self->p2p, PAGE };
+	char buf[PAGE];
+
+	local.iov_base = buf;
+	local.iov_len = sizeof(buf);
+	EXPECT_EQ(-1, process_vm_readv(getpid(), &local, 1, &remote, 1, 0));
+	EXPECT_EQ(EFAULT, errno);
+}
+
+/* vmsplice() of P2PDMA pages into a pipe (GUP without FOLL_PCI_P2PDMA) fails with EREMOTEIO. */
+TEST_F(gup, vmsplice_of_p2p_pages_fails)
+{
+	struct iovec iov = { self->p2p, PAGE };
+	int pipefd[2];
+
+	ASSERT_EQ(0, pipe(pipefd));
+	EXPECT_EQ(-1, vmsplice(pipefd[1], &iov, 1, 0));
+	EXPECT_EQ(EREMOTEIO, errno);
+	close(pipefd[0]);
+	close(pipefd[1]);
+}
+
+TEST_HARNESS_MAIN
