@@ -8,7 +8,12 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+
+#include <linux/p2pmem.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -141,6 +146,49 @@ TEST_F(p2pmem, unload_unbinds_every_device)
 	EXPECT_FALSE(bound_to(self->ivshmem, P2PMEM_DRIVER));
 	EXPECT_FALSE(bound_to(self->cmb, P2PMEM_DRIVER));
 	EXPECT_EQ(2, kmsg_count(self->kmsg, "released BAR 2"));
+}
+
+/*
+ * An open /dev/p2pmemN, or a mapping of it, holds the module: a non-blocking unload (what
+ * rmmod does) gets EWOULDBLOCK, and the device stays bound, until the last one is gone.
+ */
+TEST_F(p2pmem, unload_waits_for_open_files_and_mappings)
+{
+	void *buf;
+	int fd;
+
+	ASSERT_EQ(0, module_load(""));
+	fd = open("/dev/" P2PMEM_DEVICE_PREFIX "0", O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	buf = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, buf);
+	close(fd);
+	EXPECT_EQ(-EWOULDBLOCK, module_unload());
+	EXPECT_TRUE(bound_to(self->ivshmem, P2PMEM_DRIVER));
+	ASSERT_EQ(0, munmap(buf, 4096));
+	EXPECT_EQ(0, module_unload());
+	EXPECT_FALSE(module_loaded());
+}
+
+/* /dev/p2pmemN is root's: an unprivileged process cannot open it (EACCES). */
+TEST_F(p2pmem, unprivileged_open_is_refused)
+{
+	int status;
+	pid_t pid;
+
+	ASSERT_EQ(0, module_load(""));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		if (setgid(65534) || setuid(65534))
+			_exit(2);
+		if (open("/dev/" P2PMEM_DEVICE_PREFIX "0", O_RDWR) < 0 && errno == EACCES)
+			_exit(0);
+		_exit(1);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
 }
 
 /* A bar= that is not a BAR index fails the load with EINVAL and says why. */

@@ -28,6 +28,23 @@
 #include "kselftest_harness.h"
 #include "p2pmem_util.h"
 
+/* From mm/gup_test.h (7.3): the kernel's own GUP test interface. */
+struct gup_test {
+	__u64 get_delta_usec;
+	__u64 put_delta_usec;
+	__u64 addr;
+	__u64 size;
+	__u32 nr_pages_per_call;
+	__u32 gup_flags;
+	__u32 test_flags;
+	__u32 which_pages[8];
+};
+
+#define PIN_FAST_BENCHMARK _IOWR('g', 2, struct gup_test)
+#define GUP_TEST_PATH "/sys/kernel/debug/gup_test"
+#define FOLL_WRITE 0x1
+#define FOLL_PCI_P2PDMA 0x400
+
 #define PAGE 4096UL
 #define NPAGES 16
 #define LEN (NPAGES * PAGE)
@@ -254,6 +271,27 @@ TEST_F(gup, pin_rejects_bad_requests)
 	EXPECT_EQ(ENOTTY, errno);
 	/* An address with nothing mapped. */
 	EXPECT_EQ(-EFAULT, pin(self->fd, (void *)PAGE, PAGE, 0, &p));
+}
+
+/* The kernel's gup_test pins the buffer only with FOLL_PCI_P2PDMA (bytes pinned). */
+TEST_F(gup, debugfs_gup_test_needs_foll_pci_p2pdma)
+{
+	struct gup_test g = {
+		.addr = (uintptr_t)self->p2p, .size = LEN, .nr_pages_per_call = NPAGES,
+	};
+	int fd;
+
+	fd = open(GUP_TEST_PATH, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		SKIP(return, GUP_TEST_PATH " is missing (CONFIG_GUP_TEST, debugfs)");
+	g.gup_flags = FOLL_WRITE;
+	ASSERT_EQ(0, ioctl(fd, PIN_FAST_BENCHMARK, &g));
+	EXPECT_EQ(0, g.size);
+	g.size = LEN;
+	g.gup_flags = FOLL_WRITE | FOLL_PCI_P2PDMA;
+	ASSERT_EQ(0, ioctl(fd, PIN_FAST_BENCHMARK, &g));
+	EXPECT_EQ(LEN, g.size);
+	close(fd);
 }
 
 /* O_DIRECT between P2PDMA pages and a loop device (no P2PDMA support): EREMOTEIO, no data lost. */
