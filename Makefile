@@ -6,7 +6,8 @@
 
 KDIR ?= $(shell scripts/build-kernel.sh --path 2>/dev/null)
 LLVM ?= -19
-BINDGEN ?= $(firstword $(wildcard /var/cache/p2pmem/cargo/bin/bindgen) bindgen)
+P2PMEM_CACHE ?= /var/cache/p2pmem
+BINDGEN ?= $(firstword $(wildcard $(P2PMEM_CACHE)/cargo/bin/bindgen) bindgen)
 # Debian's rustc: the kernel's core is built with it, the module must match.
 KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM) RUSTC=/usr/bin/rustc \
 	HOSTRUSTC=/usr/bin/rustc RUSTFMT=/usr/bin/rustfmt \
@@ -18,6 +19,11 @@ modules clean:
 	@test -n "$(KDIR)" || { echo "KDIR is not set and no cached kernel is built" >&2; exit 1; }
 	$(KMAKE) $@
 
+# The selftests' in-kernel consumer, which links against p2pmem.ko's exports.
+consumer: modules
+	$(MAKE) -C $(KDIR) M=$(CURDIR)/tools/testing/selftests/p2pmem/consumer LLVM=$(LLVM) \
+		KBUILD_EXTRA_SYMBOLS=$(CURDIR)/Module.symvers modules
+
 # Lints: rustfmt and clippy on the module, checkpatch on the C.
 lint:
 	/usr/bin/rustfmt --check --edition 2021 src/*.rs
@@ -25,4 +31,4 @@ lint:
 	$(KDIR)/scripts/checkpatch.pl --no-tree --strict --quiet -f src/*.c include/*.h \
 		include/uapi/linux/*.h
 
-.PHONY: all modules clean lint
+.PHONY: all modules clean lint consumer

@@ -16,6 +16,7 @@
 #include <linux/pci-p2pdma.h>
 #include <linux/percpu-refcount.h>
 
+#include "p2pmem_revoke.h"
 #include "uapi/linux/p2pmem.h"
 
 /* pci_resource_flags() is a macro. */
@@ -48,5 +49,20 @@ void p2pmem_percpu_ref_put(struct percpu_ref *ref);
 int p2pmem_sysfs_add(struct pci_dev *pdev, const void *ctx);
 void p2pmem_sysfs_remove(struct pci_dev *pdev);
 int p2pmem_region_info(const void *ctx, struct p2pmem_info *info);
+
+/*
+ * Revoke registrations of a bound device (p2pmem_revoke.h). The list lives in
+ * the shim; Rust owns one per bound device and drives it on unbind.
+ */
+struct p2pmem_revoke_list;
+struct p2pmem_revoke_list *p2pmem_revoke_list_new(void);
+void p2pmem_revoke_list_free(struct p2pmem_revoke_list *list);
+/* Calls every ->revoke() and refuses new registrations; returns how many. */
+unsigned int p2pmem_revoke_list_revoke(struct p2pmem_revoke_list *list);
+/* Waits up to @ms for the users not released; logs their names, returns how many hold on. */
+unsigned int p2pmem_revoke_list_wait(struct p2pmem_revoke_list *list, struct pci_dev *pdev,
+				     unsigned int ms);
+/* The list of the device's sysfs context, under the device lock (sysfs.rs). */
+struct p2pmem_revoke_list *p2pmem_region_revoke_list(const void *ctx);
 
 #endif /* _P2PMEM_KERNEL_H */

@@ -39,12 +39,16 @@ result "module build has no compiler or clippy warning" $?
 /usr/bin/rustfmt --check --edition 2021 src/*.rs
 result "rustfmt --check src/" $?
 "$kdir/scripts/checkpatch.pl" --no-tree --quiet --strict \
-	-f src/*.c include/*.h include/uapi/linux/*.h tools/testing/selftests/p2pmem/*.[ch]
+	-f src/*.c include/*.h include/uapi/linux/*.h tools/testing/selftests/p2pmem/*.[ch] \
+	tools/testing/selftests/p2pmem/consumer/p2pmem_consumer.c
 result "checkpatch.pl on the C" $?
 
-make -s -C tools/testing/selftests/p2pmem KDIR="$kdir" >/dev/null
+make -s -C tools/testing/selftests/p2pmem KDIR="$kdir" >/dev/null &&
+	make -s -C "$kdir" M="$P2PMEM_ROOT/tools/testing/selftests/p2pmem/consumer" LLVM="$LLVM_SUFFIX" \
+		KBUILD_EXTRA_SYMBOLS="$P2PMEM_ROOT/Module.symvers" modules >/tmp/p2pmem-consumer.log 2>&1
 rc=$?
-result "selftests build" $rc
+cat /tmp/p2pmem-consumer.log
+result "selftests and the test consumer module build" $rc
 [ $rc -eq 0 ] || finish
 
 # Host tests of the kernel-independent logic.

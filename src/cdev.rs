@@ -19,6 +19,7 @@ use crate::{
     p2pdma::P2pPagemap,
     pgmap::vma_pgoff,
     pin_flags::AnyPinFlags,
+    revoke::RevokeList,
 };
 use core::{
     ptr::NonNull,
@@ -158,9 +159,15 @@ pub(crate) struct Shared {
     #[pin]
     inner: Mutex<Inner>,
     info: StaticInfo,
+    revoke: RevokeList,
 }
 
 impl Shared {
+    /// The device's revoke registrations.
+    pub(crate) fn revoke_list(&self) -> &RevokeList {
+        &self.revoke
+    }
+
     /// Makes every file of the device map through one address space, so that [`Self::zap`]
     /// reaches every mapping: the first opener's inode's, whatever node later openers used.
     fn adopt_mapping(&self, file: &File) {
@@ -279,13 +286,14 @@ impl Cdev {
         let number = DeviceNumber::take()?;
         let pagemap_ptr = NonNull::from(&*pagemap);
         let shared = Arc::pin_init(
-            pin_init!(Shared {
+            try_pin_init!(Shared {
                 inner <- new_mutex!(Inner {
                     // INVARIANT: points to the pagemap the `Cdev` owns from now on.
                     pagemap: Some(pagemap_ptr),
                     inode: None,
                 }),
                 info,
+                revoke: RevokeList::new()?,
             }),
             GFP_KERNEL,
         )?;

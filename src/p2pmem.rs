@@ -15,6 +15,7 @@
 //! - [`nvme_cmb`] finds and enables the Controller Memory Buffer of an NVMe controller;
 //! - [`pin_flags`] (kernel-independent) and [`gup`] pin user pages, never with
 //!   `FOLL_PCI_P2PDMA | FOLL_LONGTERM`;
+//! - [`revoke`] tells long-term in-kernel users to let go before unbind waits;
 //! - [`cdev`] serves `/dev/p2pmemN`, [`sysfs`] its counters on the PCI device;
 //! - [`bindings`] holds the module's own bindgen output for the C shim.
 
@@ -37,6 +38,7 @@ mod layout;
 mod pin_flags;
 #[expect(unreachable_pub)]
 mod region;
+mod revoke;
 
 module! {
     type: P2pmemModule,
@@ -216,8 +218,17 @@ impl pci::Driver for P2pmemDriver {
     }
 
     fn unbind<'bound>(pdev: &'bound pci::Device<Core<'_>>, this: Pin<&Self::Data<'bound>>) {
-        // In-kernel users find the pool no more; what they hold, devres waits for.
+        // In-kernel users find the pool no more; long-term ones are told to let go first.
         p2pdma::set_published(pdev, false);
+        let (users, waited_ms) = this.cdev.shared().revoke_list().revoke_all(pdev);
+        if users > 0 {
+            dev_info!(
+                pdev,
+                "unbind: revoked {} in-kernel users, all released ({} ms of waiting)\n",
+                users,
+                waited_ms
+            );
+        }
         let outstanding = this.cdev.pagemap().owner().stats().outstanding;
         let waited_ms = this.cdev.revoke(pdev.as_ref());
         dev_info!(

@@ -166,3 +166,136 @@ void p2pmem_sysfs_remove(struct pci_dev *pdev)
 	sysfs_remove_group(&pdev->dev.kobj, &p2pmem_region_group);
 	devres_release(&pdev->dev, p2pmem_sysfs_release, NULL, NULL);
 }
+
+/* Revoke registrations (p2pmem_revoke.h); the policy is in src/revoke.rs. */
+struct p2pmem_revoke_list {
+	struct mutex lock;	/* protects users and revoked */
+	struct list_head users;
+	bool revoked;
+};
+
+struct p2pmem_revoke_list *p2pmem_revoke_list_new(void)
+{
+	struct p2pmem_revoke_list *list = kzalloc(sizeof(*list), GFP_KERNEL);
+
+	if (!list)
+		return NULL;
+	mutex_init(&list->lock);
+	INIT_LIST_HEAD(&list->users);
+	return list;
+}
+
+void p2pmem_revoke_list_free(struct p2pmem_revoke_list *list)
+{
+	struct p2pmem_revoke *r, *tmp;
+
+	list_for_each_entry_safe(r, tmp, &list->users, node)
+		list_del_init(&r->node);
+	mutex_destroy(&list->lock);
+	kfree(list);
+}
+
+unsigned int p2pmem_revoke_list_revoke(struct p2pmem_revoke_list *list)
+{
+	struct p2pmem_revoke *r;
+	unsigned int n = 0;
+
+	mutex_lock(&list->lock);
+	list->revoked = true;
+	list_for_each_entry(r, &list->users, node) {
+		r->revoke(r);
+		n++;
+	}
+	mutex_unlock(&list->lock);
+	return n;
+}
+
+unsigned int p2pmem_revoke_list_wait(struct p2pmem_revoke_list *list, struct pci_dev *pdev,
+				     unsigned int ms)
+{
+	unsigned long deadline = jiffies + msecs_to_jiffies(ms);
+	struct p2pmem_revoke *r;
+	unsigned int left = 0;
+	long timeout;
+
+	mutex_lock(&list->lock);
+	list_for_each_entry(r, &list->users, node) {
+		timeout = max_t(long, (long)(deadline - jiffies), 1);
+		if (!wait_for_completion_timeout(&r->released, timeout)) {
+			pci_warn(pdev, "revoke: %s has not released its P2PDMA memory after %u ms\n",
+				 r->name, ms);
+			left++;
+		}
+	}
+	mutex_unlock(&list->lock);
+	return left;
+}
+
+/**
+ * p2pmem_register_revoke() - be told before a device's P2PDMA memory goes away
+ * @pdev: a device bound to p2pmem whose memory the caller holds long-term
+ * @r: the caller's registration; @r->name and @r->revoke must be set
+ *
+ * Context: process context; takes the device lock.
+ * Return: 0, or -ENODEV when @pdev is not bound to p2pmem or is being unbound.
+ */
+int p2pmem_register_revoke(struct pci_dev *pdev, struct p2pmem_revoke *r)
+{
+	struct p2pmem_revoke_list *list;
+	struct p2pmem_sysfs *s;
+	int ret = -ENODEV;
+
+	device_lock(&pdev->dev);
+	s = devres_find(&pdev->dev, p2pmem_sysfs_release, NULL, NULL);
+	if (s) {
+		list = p2pmem_region_revoke_list(s->ctx);
+		mutex_lock(&list->lock);
+		if (!list->revoked) {
+			r->pdev = pci_dev_get(pdev);
+			init_completion(&r->released);
+			list_add_tail(&r->node, &list->users);
+			ret = 0;
+		}
+		mutex_unlock(&list->lock);
+	}
+	device_unlock(&pdev->dev);
+	return ret;
+}
+EXPORT_SYMBOL_GPL(p2pmem_register_revoke);
+
+/**
+ * p2pmem_unregister_revoke() - stop being told
+ * @r: a registration made with p2pmem_register_revoke()
+ *
+ * Context: process context, not from @r->revoke(); takes the device lock.
+ */
+void p2pmem_unregister_revoke(struct p2pmem_revoke *r)
+{
+	struct pci_dev *pdev = r->pdev;
+	struct p2pmem_revoke_list *list;
+	struct p2pmem_sysfs *s;
+
+	device_lock(&pdev->dev);
+	s = devres_find(&pdev->dev, p2pmem_sysfs_release, NULL, NULL);
+	if (s) {
+		list = p2pmem_region_revoke_list(s->ctx);
+		mutex_lock(&list->lock);
+		list_del_init(&r->node);
+		mutex_unlock(&list->lock);
+	}
+	device_unlock(&pdev->dev);
+	pci_dev_put(pdev);
+}
+EXPORT_SYMBOL_GPL(p2pmem_unregister_revoke);
+
+/**
+ * p2pmem_revoke_release() - the caller holds no more memory of the device
+ * @r: the registration whose ->revoke() was called
+ *
+ * Context: any context.
+ */
+void p2pmem_revoke_release(struct p2pmem_revoke *r)
+{
+	complete_all(&r->released);
+}
+EXPORT_SYMBOL_GPL(p2pmem_revoke_release);

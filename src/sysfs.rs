@@ -75,3 +75,18 @@ unsafe extern "C" fn p2pmem_region_info(
         Err(err) => err.to_errno(),
     }
 }
+
+/// Called by the shim's `p2pmem_register_revoke()` and `p2pmem_unregister_revoke()`.
+///
+/// # Safety
+///
+/// `ctx` is the context of a registered [`SysfsGroup`] (so a live `Shared`); the caller holds
+/// the device lock, so the group (and `ctx`) cannot go away meanwhile.
+#[no_mangle]
+unsafe extern "C" fn p2pmem_region_revoke_list(
+    ctx: *const ffi::c_void,
+) -> *mut p2p_bindings::p2pmem_revoke_list {
+    // SAFETY: by the function's safety requirements `ctx` is a live `Shared`.
+    let shared = unsafe { &*ctx.cast::<Shared>() };
+    shared.revoke_list().as_ptr()
+}

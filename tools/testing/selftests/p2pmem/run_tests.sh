@@ -9,7 +9,7 @@ set -u
 cd "$(dirname "$0")"
 TOP=$(cd ../../../.. && pwd)
 export P2PMEM_KO=${P2PMEM_KO:-$TOP/p2pmem.ko}
-TESTS=${P2PMEM_TESTS:-bind_test region_test gup_test nvmet_test.sh stress_test}
+TESTS=${P2PMEM_TESTS:-bind_test region_test gup_test nvmet_test.sh consumer_test.sh stress_test}
 PROGRAM_TIMEOUT=${P2PMEM_PROGRAM_TIMEOUT:-1500}
 
 pass=0 fail=0 skip=0
