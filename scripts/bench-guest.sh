@@ -10,21 +10,14 @@
 # Numbers under TCG compare providers with each other, not with hardware.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. tools/testing/selftests/p2pmem/lib.sh
 SIZE=${BENCH_SIZE:-32M}
 
-nvme_by_serial() {
-	local c
-	for c in /sys/class/nvme/nvme*; do
-		if [ "$(tr -d ' ' <"$c/serial")" = "$1" ]; then
-			basename "$c"
-		fi
-	done
-}
-data_ctrl=$(nvme_by_serial p2pmem-data)
-cmb_ctrl=$(nvme_by_serial p2pmem-cmb)
+data_ctrl=$(nvme_ctrl_by serial p2pmem-data)
+cmb_ctrl=$(nvme_ctrl_by serial p2pmem-cmb)
 data_dev=/dev/${data_ctrl}n1
 cmb=$(basename "$(readlink -f "/sys/class/nvme/$cmb_ctrl/device")")
-ivshmem=$(lspci -D -n -d 1af4:1110 | awk '{ print $1; exit }')
+ivshmem=$(ivshmem_bdf)
 
 # fio bandwidth in MB/s: rw, iomem option.
 fio_bw() {

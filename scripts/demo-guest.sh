@@ -5,19 +5,12 @@
 # CMB NVMe (driver_override), show what the driver found, unbind, unload.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. tools/testing/selftests/p2pmem/lib.sh
 
 step() { printf '\n### %s\n' "$*"; }
-nvme_by_serial() {
-	local c
-	for c in /sys/class/nvme/nvme*; do
-		if [ "$(tr -d ' ' <"$c/serial")" = "$1" ]; then
-			basename "$(readlink -f "$c/device")"
-		fi
-	done
-}
 
-ivshmem=$(lspci -D -n -d 1af4:1110 | awk '{ print $1; exit }')
-cmb=$(nvme_by_serial p2pmem-cmb)
+ivshmem=$(ivshmem_bdf)
+cmb=$(nvme_bdf_by_serial p2pmem-cmb)
 [ -n "$ivshmem" ] && [ -n "$cmb" ] || { echo "test-bed devices not found" >&2; exit 1; }
 
 step "PCI topology: a PCIe switch with two NVMe controllers and ivshmem"
@@ -43,12 +36,7 @@ echo "CMB region counters:"
 grep . "/sys/bus/pci/devices/$cmb/p2pmem_region/"* | sed "s|.*/||; s|^|  |"
 
 step "fio: O_DIRECT from the data NVMe into P2P pages of the CMB, verified"
-data=""
-for c in /sys/class/nvme/nvme*; do
-	if [ "$(tr -d ' ' <"$c/serial")" = p2pmem-data ]; then
-		data=/dev/$(basename "$c")n1
-	fi
-done
+data=/dev/$(nvme_ctrl_by serial p2pmem-data)n1
 node=/dev/$(dmesg | sed -n "s/.*$cmb: \(p2pmem[0-9]*\): .*/\1/p" | tail -n 1)
 fio --name=demo --filename="$data" --direct=1 --ioengine=psync --rw=write --bs=128k \
 	--size=8M --iomem="mmapshared:$node" --verify=crc32c --do_verify=1 --verify_state_save=0 | grep -E "WRITE:|READ:|err="

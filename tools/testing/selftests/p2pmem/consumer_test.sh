@@ -6,6 +6,7 @@
 # holder on unbind (prompt, then slow: named in the log while unbind waits). TAP output.
 set -u
 cd "$(dirname "$0")"
+. ./lib.sh
 TOP=$(cd ../../../.. && pwd)
 KO=${P2PMEM_KO:-$TOP/p2pmem.ko}
 CONSUMER=${P2PMEM_CONSUMER_KO:-$PWD/consumer/p2pmem_consumer.ko}
@@ -24,20 +25,11 @@ errno_of() { # file, value: prints the errno name of a failed write, "" on succe
 	*) echo "$err" ;;
 	esac
 }
-nvme_by_serial() {
-	local c
-	for c in /sys/class/nvme/nvme*; do
-		if [ "$(tr -d ' ' <"$c/serial")" = "$1" ]; then
-			basename "$c"
-		fi
-	done
-	return 0
-}
 
 echo "TAP version 13"
 mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
-ctrl=$(nvme_by_serial p2pmem-data)
-ivshmem=$(lspci -D -n -d 1af4:1110 | awk '{ print $1; exit }')
+ctrl=$(nvme_ctrl_by serial p2pmem-data)
+ivshmem=$(ivshmem_bdf)
 if [ -z "$ctrl" ] || [ -z "$ivshmem" ] || [ ! -e "$CONSUMER" ]; then
 	echo "1..0 # SKIP not the scripts/vm.sh test bed, or consumer module not built"
 	exit 4

@@ -28,23 +28,6 @@
 #include "kselftest_harness.h"
 #include "p2pmem_util.h"
 
-/* From mm/gup_test.h (7.3): the kernel's own GUP test interface. */
-struct gup_test {
-	__u64 get_delta_usec;
-	__u64 put_delta_usec;
-	__u64 addr;
-	__u64 size;
-	__u32 nr_pages_per_call;
-	__u32 gup_flags;
-	__u32 test_flags;
-	__u32 which_pages[8];
-};
-
-#define PIN_FAST_BENCHMARK _IOWR('g', 2, struct gup_test)
-#define GUP_TEST_PATH "/sys/kernel/debug/gup_test"
-#define FOLL_WRITE 0x1
-#define FOLL_PCI_P2PDMA 0x400
-
 #define PAGE 4096UL
 #define NPAGES 16
 #define LEN (NPAGES * PAGE)
@@ -78,25 +61,6 @@ FIXTURE_VARIANT_ADD(gup, kernel_pool_cmb) {
 	.cmb = true, .kernel_pool = true,
 };
 
-static int open_node_of(const char *bdf)
-{
-	struct p2pmem_info info;
-	char path[64];
-	int i, fd;
-
-	for (i = 0; i < 16; i++) {
-		snprintf(path, sizeof(path), "/dev/" P2PMEM_DEVICE_PREFIX "%d", i);
-		fd = open(path, O_RDWR | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		memset(&info, 0, sizeof(info));
-		if (!ioctl(fd, P2PMEM_IOCTL_INFO, &info) && !strcmp(info.pci_dev, bdf))
-			return fd;
-		close(fd);
-	}
-	return -ENOENT;
-}
-
 FIXTURE_SETUP(gup)
 {
 	char path[PATH_MAX];
@@ -114,7 +78,7 @@ FIXTURE_SETUP(gup)
 	ASSERT_EQ(0, module_load(""));
 	if (variant->cmb)
 		ASSERT_EQ(0, pci_bind_override(self->bdf, P2PMEM_DRIVER));
-	self->fd = open_node_of(self->bdf);
+	self->fd = open_p2pmem(self->bdf, NULL, 0);
 	ASSERT_LE(0, self->fd);
 	if (variant->kernel_pool) {
 		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/p2pmem/allocate", self->bdf);

@@ -8,6 +8,7 @@
 # TAP output; every wait is bounded.
 set -u
 cd "$(dirname "$0")"
+. ./lib.sh
 TOP=$(cd ../../../.. && pwd)
 KO=${P2PMEM_KO:-$TOP/p2pmem.ko}
 CFG=/sys/kernel/config/nvmet
@@ -36,15 +37,6 @@ write_errno() {
 	*) echo "$err" ;;
 	esac
 }
-nvme_dev_by() { # sysfs attribute, value -> controller name
-	local c
-	for c in /sys/class/nvme/nvme*; do
-		if [ "$(tr -d ' ' <"$c/$1" 2>/dev/null)" = "$2" ]; then
-			basename "$c"
-		fi
-	done
-	return 0
-}
 teardown() {
 	timeout 30 nvme disconnect -n "$NQN" >/dev/null 2>&1
 	rm -f "$PORT/subsystems/$NQN" 2>/dev/null
@@ -68,8 +60,8 @@ if [ ! -d "$CFG" ] || ! command -v nvme >/dev/null; then
 	echo "1..0 # SKIP nvmet configfs or nvme-cli missing"
 	exit 4
 fi
-data=$(nvme_dev_by serial p2pmem-data)
-ivshmem=$(lspci -D -n -d 1af4:1110 | awk '{ print $1; exit }')
+data=$(nvme_ctrl_by serial p2pmem-data)
+ivshmem=$(ivshmem_bdf)
 if [ -z "$data" ] || [ -z "$ivshmem" ]; then
 	echo "1..0 # SKIP not the scripts/vm.sh test bed"
 	exit 4
@@ -87,7 +79,7 @@ mkdir -p "$PORT" && echo loop >"$PORT/addr_trtype" && ln -s "$SUBSYS" "$PORT/sub
 timeout 60 nvme connect -t loop -n "$NQN" --hostnqn="$HOSTNQN" >/dev/null 2>&1
 remote=""
 for _ in $(seq 100); do
-	remote=$(nvme_dev_by subsysnqn "$NQN")
+	remote=$(nvme_ctrl_by subsysnqn "$NQN")
 	[ -n "$remote" ] && [ -b "/dev/${remote}n1" ] && break
 	sleep 0.1
 done

@@ -10,11 +10,41 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <linux/p2pmem.h>
+
 #include "p2pmem_util.h"
+
+int p2pmem_info(int fd, struct p2pmem_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	return ioctl(fd, P2PMEM_IOCTL_INFO, info) ? -errno : 0;
+}
+
+int open_p2pmem(const char *bdf, char *path, size_t len)
+{
+	struct p2pmem_info info;
+	char node[64];
+	int i, fd;
+
+	for (i = 0; i < 16; i++) {
+		snprintf(node, sizeof(node), "/dev/" P2PMEM_DEVICE_PREFIX "%d", i);
+		fd = open(node, O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (!p2pmem_info(fd, &info) && !strcmp(info.pci_dev, bdf)) {
+			if (path)
+				snprintf(path, len, "%s", node);
+			return fd;
+		}
+		close(fd);
+	}
+	return -ENOENT;
+}
 
 int sysfs_write(const char *path, const char *val)
 {

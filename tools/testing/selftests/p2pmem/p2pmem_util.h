@@ -9,6 +9,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <linux/ioctl.h>
+#include <linux/types.h>
+
 #define P2PMEM_DRIVER "p2pmem"
 #define BDF_LEN 32
 
@@ -17,6 +20,31 @@
 #define DATA_NVME_SERIAL "p2pmem-data"
 #define IVSHMEM_VENDOR 0x1af4
 #define IVSHMEM_DEVICE 0x1110
+
+/* From mm/gup_test.h (7.3): the kernel's own GUP test interface, in debugfs. */
+struct gup_test {
+	__u64 get_delta_usec;
+	__u64 put_delta_usec;
+	__u64 addr;
+	__u64 size;
+	__u32 nr_pages_per_call;
+	__u32 gup_flags;
+	__u32 test_flags;
+	__u32 which_pages[8];
+};
+
+#define PIN_FAST_BENCHMARK _IOWR('g', 2, struct gup_test)
+#define GUP_TEST_PATH "/sys/kernel/debug/gup_test"
+/* From include/linux/mm_types.h (7.3). */
+#define FOLL_WRITE 0x1
+#define FOLL_PCI_P2PDMA 0x400
+
+struct p2pmem_info;
+
+/* P2PMEM_IOCTL_INFO on @fd: 0 or -errno. */
+int p2pmem_info(int fd, struct p2pmem_info *info);
+/* Opens the /dev/p2pmemN of PCI device @bdf; its path goes to @path if not NULL. */
+int open_p2pmem(const char *bdf, char *path, size_t len);
 
 int sysfs_write(const char *path, const char *val);
 int sysfs_read(const char *path, char *buf, size_t len);

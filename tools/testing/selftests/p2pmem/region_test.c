@@ -26,23 +26,6 @@
 #include "kselftest_harness.h"
 #include "p2pmem_util.h"
 
-/* From mm/gup_test.h and include/linux/mm_types.h (7.3): the test interface of GUP. */
-struct gup_test {
-	__u64 get_delta_usec;
-	__u64 put_delta_usec;
-	__u64 addr;
-	__u64 size;
-	__u32 nr_pages_per_call;
-	__u32 gup_flags;
-	__u32 test_flags;
-	__u32 which_pages[8];
-};
-
-#define PIN_FAST_BENCHMARK _IOWR('g', 2, struct gup_test)
-#define FOLL_WRITE 0x1
-#define FOLL_PCI_P2PDMA 0x400
-#define GUP_TEST_PATH "/sys/kernel/debug/gup_test"
-
 #define PAGE 4096UL
 #define MIB (1024UL * 1024)
 
@@ -65,39 +48,6 @@ FIXTURE_VARIANT_ADD(region, ivshmem) {
 FIXTURE_VARIANT_ADD(region, cmb) {
 	.cmb = true,
 };
-
-static int p2pmem_info(int fd, struct p2pmem_info *info)
-{
-	memset(info, 0, sizeof(*info));
-	return ioctl(fd, P2PMEM_IOCTL_INFO, info) ? -errno : 0;
-}
-
-/* Opens the /dev/p2pmemN of @bdf; its path goes to @path if not NULL. */
-static int open_p2pmem_path(const char *bdf, char *path, size_t len)
-{
-	struct p2pmem_info info;
-	char node[64];
-	int i, fd;
-
-	for (i = 0; i < 16; i++) {
-		snprintf(node, sizeof(node), "/dev/" P2PMEM_DEVICE_PREFIX "%d", i);
-		fd = open(node, O_RDWR | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		if (!p2pmem_info(fd, &info) && !strcmp(info.pci_dev, bdf)) {
-			if (path)
-				snprintf(path, len, "%s", node);
-			return fd;
-		}
-		close(fd);
-	}
-	return -ENOENT;
-}
-
-static int open_p2pmem(const char *bdf)
-{
-	return open_p2pmem_path(bdf, NULL, 0);
-}
 
 /* The block device of the first namespace of the NVMe controller with @serial. */
 static int find_namespace(const char *serial, char *dev, size_t len)
@@ -138,7 +88,7 @@ FIXTURE_SETUP(region)
 	ASSERT_EQ(0, module_load(""));
 	if (variant->cmb)
 		ASSERT_EQ(0, pci_bind_override(self->bdf, P2PMEM_DRIVER));
-	self->fd = open_p2pmem_path(self->bdf, self->node, sizeof(self->node));
+	self->fd = open_p2pmem(self->bdf, self->node, sizeof(self->node));
 	ASSERT_LE(0, self->fd);
 	ASSERT_EQ(0, p2pmem_info(self->fd, &self->info));
 }
@@ -554,7 +504,7 @@ TEST_F_TIMEOUT(region, unbind_revokes_a_live_mapping, 120)
 
 	/* Rebound, the whole region is free again. */
 	ASSERT_EQ(0, pci_driver_file(P2PMEM_DRIVER, "bind", self->bdf));
-	self->fd = open_p2pmem(self->bdf);
+	self->fd = open_p2pmem(self->bdf, NULL, 0);
 	ASSERT_LE(0, self->fd);
 	ASSERT_EQ(0, p2pmem_info(self->fd, &info));
 	EXPECT_EQ(info.pages, info.free_pages);
@@ -611,7 +561,7 @@ TEST_F_TIMEOUT(region, unbind_waits_for_o_direct_in_flight, 300)
 	close(self->fd);
 	self->fd = -1;
 	ASSERT_EQ(0, pci_driver_file(P2PMEM_DRIVER, "bind", self->bdf));
-	self->fd = open_p2pmem(self->bdf);
+	self->fd = open_p2pmem(self->bdf, NULL, 0);
 	ASSERT_LE(0, self->fd);
 }
 

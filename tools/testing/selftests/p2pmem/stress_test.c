@@ -53,25 +53,6 @@ static void on_sigbus(int sig)
 	mmap(buf, BUF, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
 }
 
-static int open_node_of(const char *bdf)
-{
-	struct p2pmem_info info;
-	char path[64];
-	int i, fd;
-
-	for (i = 0; i < 16; i++) {
-		snprintf(path, sizeof(path), "/dev/" P2PMEM_DEVICE_PREFIX "%d", i);
-		fd = open(path, O_RDWR | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		memset(&info, 0, sizeof(info));
-		if (!ioctl(fd, P2PMEM_IOCTL_INFO, &info) && !strcmp(info.pci_dev, bdf))
-			return fd;
-		close(fd);
-	}
-	return -ENOENT;
-}
-
 static bool pattern_ok(const __u32 *p, size_t len)
 {
 	size_t i;
@@ -104,7 +85,7 @@ static void worker(const char *bdf, const char *nvme, struct outcome *o)
 	if (dfd < 0)
 		_exit(1);
 	while (!__atomic_load_n(&o->stop, __ATOMIC_RELAXED)) {
-		fd = open_node_of(bdf);
+		fd = open_p2pmem(bdf, NULL, 0);
 		if (fd < 0) {
 			count_errno(o, -fd);
 			usleep(1000);
@@ -229,7 +210,7 @@ TEST_F_TIMEOUT(stress, bind_unbind_under_mapping_and_o_direct_load, 3000)
 	EXPECT_LT(0, o->ok);
 
 	/* Every page came back: the region is whole, nothing is out. */
-	fd = open_node_of(self->bdf);
+	fd = open_p2pmem(self->bdf, NULL, 0);
 	ASSERT_LE(0, fd);
 	ASSERT_EQ(0, ioctl(fd, P2PMEM_IOCTL_INFO, &info));
 	EXPECT_EQ(info.pages, info.free_pages);
