@@ -213,9 +213,10 @@ TEST_F(gup, pin_of_a_mixed_range_stops_at_the_first_p2p_page)
 	munmap(range, 2 * LEN);
 }
 
-/* Bad requests get clear errnos and pin nothing. */
+/* Bad requests get clear errnos, pin nothing, and log nothing above info level. */
 TEST_F(gup, pin_rejects_bad_requests)
 {
+	struct p2pmem_info info;
 	struct p2pmem_pin p;
 
 	EXPECT_EQ(-EINVAL, pin(self->fd, self->p2p, 0, P2PMEM_PIN_P2PDMA, &p));
@@ -235,6 +236,12 @@ TEST_F(gup, pin_rejects_bad_requests)
 	EXPECT_EQ(ENOTTY, errno);
 	/* An address with nothing mapped. */
 	EXPECT_EQ(-EFAULT, pin(self->fd, (void *)PAGE, PAGE, 0, &p));
+	/* The info ioctl: a bad pointer, and the right number with the wrong size. */
+	EXPECT_EQ(-1, ioctl(self->fd, P2PMEM_IOCTL_INFO, (void *)16));
+	EXPECT_EQ(EFAULT, errno);
+	EXPECT_EQ(-1, ioctl(self->fd, _IOR(P2PMEM_IOCTL_MAGIC, 0x00, __u64), &info));
+	EXPECT_EQ(ENOTTY, errno);
+	EXPECT_EQ(0, kmsg_count_severe(self->kmsg, "p2pmem"));
 }
 
 /* The kernel's gup_test pins the buffer only with FOLL_PCI_P2PDMA (bytes pinned). */

@@ -329,3 +329,14 @@ int kmsg_count(int fd, const char *needle)
 {
 	return kmsg_scan(fd, match_one, (void *)needle);
 }
+
+static bool match_severe(const char *rec, void *arg)
+{
+	/* A record starts with "<facility * 8 + level>,<seq>,...;". */
+	return (strtoul(rec, NULL, 10) & 7) < 6 && strstr(rec, arg);
+}
+
+int kmsg_count_severe(int fd, const char *needle)
+{
+	return kmsg_scan(fd, match_severe, (void *)needle);
+}

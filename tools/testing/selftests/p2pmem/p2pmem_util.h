@@ -80,5 +80,7 @@ int kmsg_open(void);
 bool kmsg_grep(int fd, const char *const *needles, char *line, size_t len);
 /* How many records logged since the last call hold @needle. */
 int kmsg_count(int fd, const char *needle);
+/* How many of them are more severe than info (KERN_NOTICE or worse) and hold @needle. */
+int kmsg_count_severe(int fd, const char *needle);
 
 #endif /* _P2PMEM_UTIL_H */
