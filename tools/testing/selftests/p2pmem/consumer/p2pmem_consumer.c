@@ -131,7 +131,8 @@ static int datapath(const char *client_name, const char *path, u64 offset)
 	}
 	if (!ret)
 		sgl_fill(sgl, nents, 0x1234, true, &ok);
-	snprintf(result, sizeof(result), "nvmet path: provider %s nents %u bytes %u io %d data %s\n",
+	snprintf(result, sizeof(result),
+		 "nvmet path: provider %s nents %u bytes %u io %d data %s\n",
 		 pci_name(p2p), nents, DATAPATH_LEN, ret, ok ? "ok" : "WRONG");
 	if (!ret && !ok)
 		ret = -EIO;
