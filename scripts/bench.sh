@@ -6,7 +6,5 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$P2PMEM_ROOT"
-scripts/setup.sh
-kdir=$(scripts/build-kernel.sh | tail -n 1)
-make -s KDIR="$kdir" modules
+prepare_module >/dev/null
 scripts/vm.sh --timeout 1200 -- scripts/bench-guest.sh

@@ -25,9 +25,6 @@ KMAKE=(LLVM="$LLVM_SUFFIX" RUSTC=/usr/bin/rustc HOSTRUSTC=/usr/bin/rustc
 log() { printf '[p2pmem] %s\n' "$*" >&2; }
 die() { printf '[p2pmem] error: %s\n' "$*" >&2; exit 1; }
 
-# The kernel build directory of the current cache key (set by kernel_key).
-kernel_dir() { echo "$P2PMEM_CACHE/kernel/$(kernel_key)/linux"; }
-
 # Where the pinned tarball is: shared/ first, Debian's package second.
 kernel_tarball() {
 	if [ -f "$P2PMEM_SHARED/kernel/$KERNEL_PKG.tar.xz" ]; then
@@ -56,4 +53,14 @@ kernel_key() {
 		} | sha256sum | cut -c1-16)
 	fi
 	echo "$_P2PMEM_KEY"
+}
+
+# Installs what is missing, builds (or reuses) the kernel and builds p2pmem.ko; prints the
+# kernel build directory. The common start of the demo and bench commands.
+prepare_module() {
+	local kdir
+	"$P2PMEM_ROOT/scripts/setup.sh" >&2
+	kdir=$("$P2PMEM_ROOT/scripts/build-kernel.sh" | tail -n 1)
+	make -s -C "$P2PMEM_ROOT" KDIR="$kdir" modules >&2
+	echo "$kdir"
 }

@@ -69,12 +69,8 @@ FIXTURE_SETUP(gup)
 	self->buf_fd = -1;
 	self->p2p = MAP_FAILED;
 	ASSERT_EQ(0, module_unload());
-	if (variant->cmb) {
-		if (find_nvme_by_serial(CMB_NVME_SERIAL, self->bdf))
-			SKIP(return, "no NVMe controller with serial " CMB_NVME_SERIAL);
-	} else if (find_pci_by_id(IVSHMEM_VENDOR, IVSHMEM_DEVICE, self->bdf)) {
-		SKIP(return, "no ivshmem device");
-	}
+	if (find_provider(variant->cmb, self->bdf))
+		SKIP(return, "no %s in the test bed", variant->cmb ? "CMB NVMe" : "ivshmem");
 	ASSERT_EQ(0, module_load(""));
 	if (variant->cmb)
 		ASSERT_EQ(0, pci_bind_override(self->bdf, P2PMEM_DRIVER));

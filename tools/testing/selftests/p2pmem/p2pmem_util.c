@@ -148,6 +148,37 @@ int find_nvme_by_serial(const char *serial, char bdf[BDF_LEN])
 	return ret;
 }
 
+int find_provider(bool cmb, char bdf[BDF_LEN])
+{
+	if (cmb)
+		return find_nvme_by_serial(CMB_NVME_SERIAL, bdf);
+	return find_pci_by_id(IVSHMEM_VENDOR, IVSHMEM_DEVICE, bdf);
+}
+
+/* The block device of the first namespace of the NVMe controller with @serial. */
+int find_namespace(const char *serial, char *dev, size_t len)
+{
+	char ctrl_bdf[BDF_LEN], path[PATH_MAX], link[PATH_MAX], name[64];
+	ssize_t n;
+	int i;
+
+	if (find_nvme_by_serial(serial, ctrl_bdf))
+		return -ENODEV;
+	for (i = 0; i < 16; i++) {
+		snprintf(name, sizeof(name), "nvme%d", i);
+		snprintf(path, sizeof(path), "/sys/class/nvme/%s/device", name);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n < 0)
+			continue;
+		link[n] = '\0';
+		if (strcmp(strrchr(link, '/') + 1, ctrl_bdf))
+			continue;
+		snprintf(dev, len, "/dev/%sn1", name);
+		return access(dev, F_OK) ? -ENOENT : 0;
+	}
+	return -ENODEV;
+}
+
 int pci_driver_of(const char *bdf, char *drv, size_t len)
 {
 	char path[PATH_MAX], link[PATH_MAX];

@@ -53,6 +53,10 @@ int sysfs_read(const char *path, char *buf, size_t len);
 int find_pci_by_id(unsigned int vendor, unsigned int device, char bdf[BDF_LEN]);
 /* The PCI device of the NVMe controller with this serial (bound to nvme). */
 int find_nvme_by_serial(const char *serial, char bdf[BDF_LEN]);
+/* The test bed's provider: the CMB NVMe when @cmb, else ivshmem. */
+int find_provider(bool cmb, char bdf[BDF_LEN]);
+/* The block device of the first namespace of the NVMe controller with @serial. */
+int find_namespace(const char *serial, char *dev, size_t len);
 
 /* The name of the driver bound to @bdf, "" when none. */
 int pci_driver_of(const char *bdf, char *drv, size_t len);

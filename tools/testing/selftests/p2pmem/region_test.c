@@ -49,42 +49,14 @@ FIXTURE_VARIANT_ADD(region, cmb) {
 	.cmb = true,
 };
 
-/* The block device of the first namespace of the NVMe controller with @serial. */
-static int find_namespace(const char *serial, char *dev, size_t len)
-{
-	char ctrl_bdf[BDF_LEN], path[PATH_MAX], link[PATH_MAX], name[64];
-	ssize_t n;
-	int i;
-
-	if (find_nvme_by_serial(serial, ctrl_bdf))
-		return -ENODEV;
-	for (i = 0; i < 16; i++) {
-		snprintf(name, sizeof(name), "nvme%d", i);
-		snprintf(path, sizeof(path), "/sys/class/nvme/%s/device", name);
-		n = readlink(path, link, sizeof(link) - 1);
-		if (n < 0)
-			continue;
-		link[n] = '\0';
-		if (strcmp(strrchr(link, '/') + 1, ctrl_bdf))
-			continue;
-		snprintf(dev, len, "/dev/%sn1", name);
-		return access(dev, F_OK) ? -ENOENT : 0;
-	}
-	return -ENODEV;
-}
-
 FIXTURE_SETUP(region)
 {
 	self->fd = -1;
 	ASSERT_EQ(0, module_unload());
 	if (find_namespace(DATA_NVME_SERIAL, self->nvme_dev, sizeof(self->nvme_dev)))
 		SKIP(return, "no NVMe namespace with serial " DATA_NVME_SERIAL);
-	if (variant->cmb) {
-		if (find_nvme_by_serial(CMB_NVME_SERIAL, self->bdf))
-			SKIP(return, "no NVMe controller with serial " CMB_NVME_SERIAL);
-	} else if (find_pci_by_id(IVSHMEM_VENDOR, IVSHMEM_DEVICE, self->bdf)) {
-		SKIP(return, "no ivshmem device");
-	}
+	if (find_provider(variant->cmb, self->bdf))
+		SKIP(return, "no %s in the test bed", variant->cmb ? "CMB NVMe" : "ivshmem");
 	ASSERT_EQ(0, module_load(""));
 	if (variant->cmb)
 		ASSERT_EQ(0, pci_bind_override(self->bdf, P2PMEM_DRIVER));

@@ -128,28 +128,15 @@ FIXTURE(stress) {
 
 FIXTURE_SETUP(stress)
 {
-	char ctrl[BDF_LEN], path[PATH_MAX], link[PATH_MAX];
 	__u32 *pattern;
-	ssize_t n;
 	size_t i;
 	int fd;
 
 	ASSERT_EQ(0, module_unload());
 	if (find_pci_by_id(IVSHMEM_VENDOR, IVSHMEM_DEVICE, self->bdf))
 		SKIP(return, "no ivshmem device");
-	if (find_nvme_by_serial(DATA_NVME_SERIAL, ctrl))
-		SKIP(return, "no NVMe controller with serial " DATA_NVME_SERIAL);
-	self->nvme[0] = '\0';
-	for (i = 0; i < 16 && !self->nvme[0]; i++) {
-		snprintf(path, sizeof(path), "/sys/class/nvme/nvme%zu/device", i);
-		n = readlink(path, link, sizeof(link) - 1);
-		if (n < 0)
-			continue;
-		link[n] = '\0';
-		if (!strcmp(strrchr(link, '/') + 1, ctrl))
-			snprintf(self->nvme, sizeof(self->nvme), "/dev/nvme%zun1", i);
-	}
-	ASSERT_NE(0, self->nvme[0]);
+	if (find_namespace(DATA_NVME_SERIAL, self->nvme, sizeof(self->nvme)))
+		SKIP(return, "no NVMe namespace with serial " DATA_NVME_SERIAL);
 
 	/* The bytes the workers expect. */
 	ASSERT_EQ(0, posix_memalign((void **)&pattern, PAGE, BUF));
