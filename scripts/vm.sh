@@ -51,6 +51,11 @@ qemu_opts=(
 	-device ivshmem-plain,memdev=p2p_ivmem,bus=p2p_dn2
 )
 
+# One guest at a time: guests share the data image, and two TCG guests on two cores only
+# slow each other down. The wait for the lock is not part of the timeout.
+exec 8>"$vmdir/.lock"
+flock 8
+
 # Guests hang rather than fail when something is wrong at boot: bound everything.
 # QEMU opens /proc/self/fd/1 and /proc/self/fd/2 with O_TRUNC for the guest's output: behind a
 # pipe, so that a log file the caller redirects into is never truncated.
