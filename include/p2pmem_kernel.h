@@ -10,13 +10,18 @@
 #ifndef _P2PMEM_KERNEL_H
 #define _P2PMEM_KERNEL_H
 
+#include <linux/fs.h>
+#include <linux/genalloc.h>
 #include <linux/memremap.h>
 #include <linux/mm.h>
+#include <linux/mount.h>
+#include <linux/pseudo_fs.h>
 #include <linux/pci.h>
 #include <linux/pci-p2pdma.h>
 #include <linux/percpu-refcount.h>
 
 #include "p2pmem_revoke.h"
+#include "p2pmem_test_uapi.h"
 #include "uapi/linux/p2pmem.h"
 
 /* pci_resource_flags() is a macro. */
@@ -41,28 +46,60 @@ void p2pmem_put_page(struct page *page);
 bool p2pmem_percpu_ref_tryget_live(struct percpu_ref *ref);
 void p2pmem_percpu_ref_put(struct percpu_ref *ref);
 
+/* pci_bus_address(), virt_to_page(), page_pgmap() are static inlines. */
+u64 p2pmem_pci_bus_address(struct pci_dev *pdev, int bar);
+struct page *p2pmem_virt_to_page(void *addr);
+struct dev_pagemap *p2pmem_page_pgmap(struct page *page);
+/* pdev->p2pdma, a private struct (src/p2pdma.rs mirrors its head), or NULL. */
+const void *p2pmem_pci_p2pdma(struct pci_dev *pdev);
+/* gen_pool_size() and gen_pool_avail() of a pool reached through it. */
+size_t p2pmem_gen_pool_size(const void *pool);
+size_t p2pmem_gen_pool_avail(const void *pool);
+
+/*
+ * An anonymous inode on the module's internal filesystem, as an address
+ * space every open file of a device maps through (src/cdev.rs).
+ */
+struct inode *p2pmem_anon_inode_new(void);
+void p2pmem_anon_inode_free(struct inode *inode);
+void p2pmem_file_set_mapping(struct file *file, struct inode *inode);
+
+/* What the p2pmem_region attributes show; filled by p2pmem_region_counters(). */
+struct p2pmem_counters {
+	u64 region_bytes;
+	u64 pages;
+	u64 free_pages;
+	u64 outstanding_pages;
+	u64 handed_out_pages;
+	u64 freed_pages;
+	u64 pool_bytes;
+	u64 pool_free_bytes;
+	u64 region_offset;
+};
+
 /*
  * The p2pmem_region attribute group on the PCI device. The shim keeps @ctx in
- * devres and reads the counters through p2pmem_region_info(), which the Rust
- * side defines; p2pmem_sysfs_remove() must run before @ctx goes away.
+ * devres and reads the counters through p2pmem_region_counters(), which the
+ * Rust side defines; p2pmem_sysfs_remove() must run before @ctx goes away.
  */
 int p2pmem_sysfs_add(struct pci_dev *pdev, const void *ctx);
 void p2pmem_sysfs_remove(struct pci_dev *pdev);
-int p2pmem_region_info(const void *ctx, struct p2pmem_info *info);
+int p2pmem_region_counters(const void *ctx, struct p2pmem_counters *counters);
 
 /*
- * Revoke registrations of a bound device (p2pmem_revoke.h). The list lives in
- * the shim; Rust owns one per bound device and drives it on unbind.
+ * Revoke registrations of a binding (p2pmem_revoke.h), reference-counted; the
+ * policy (when to revoke, how long to wait) is in src/revoke.rs.
  */
-struct p2pmem_revoke_list;
-struct p2pmem_revoke_list *p2pmem_revoke_list_new(void);
-void p2pmem_revoke_list_free(struct p2pmem_revoke_list *list);
-/* Calls every ->revoke() and refuses new registrations; returns how many. */
+struct p2pmem_revoke_list *p2pmem_revoke_list_new(struct pci_dev *pdev);
+/* Drops a reference; the binding's is dropped when it goes. */
+void p2pmem_revoke_list_put(struct p2pmem_revoke_list *list);
+/* Takes registrations for the device from now on. */
+void p2pmem_revoke_list_open(struct p2pmem_revoke_list *list);
+/* Stops taking registrations (unbind started, or the binding goes). Idempotent. */
+void p2pmem_revoke_list_close(struct p2pmem_revoke_list *list);
+/* Closes, then calls every ->revoke() with no lock held; returns how many. */
 unsigned int p2pmem_revoke_list_revoke(struct p2pmem_revoke_list *list);
-/* Waits up to @ms for the users not released; logs their names, returns how many hold on. */
-unsigned int p2pmem_revoke_list_wait(struct p2pmem_revoke_list *list, struct pci_dev *pdev,
-				     unsigned int ms);
-/* The list of the device's sysfs context, under the device lock (sysfs.rs). */
-struct p2pmem_revoke_list *p2pmem_region_revoke_list(const void *ctx);
+/* Waits up to @ms for every revoked user to release; logs who holds on, returns how many. */
+unsigned int p2pmem_revoke_list_wait(struct p2pmem_revoke_list *list, unsigned int ms);
 
 #endif /* _P2PMEM_KERNEL_H */

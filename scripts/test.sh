@@ -58,6 +58,10 @@ while read -r p f; do
 	pass=$((pass + p)) fail=$((fail + f))
 done < <(sed -nE 's/^test result: .*\. ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/p' /tmp/p2pmem-cargo.log)
 
+# The build-time check of the private P2PDMA layouts refuses every change to them.
+tools/testing/host/check_p2pdma_layout_test.sh "$kdir"
+result "check-p2pdma-layout.sh refuses changed layouts (host)" $?
+
 # One boot runs every selftest.
 boot=$(date +%s)
 scripts/vm.sh --timeout "${P2PMEM_VM_TIMEOUT:-2400}" -- tools/testing/selftests/p2pmem/run_tests.sh |

@@ -2,9 +2,14 @@
 
 //! `/dev/p2pmemN`: userspace maps P2PDMA pages of a bound device and reads its counters.
 //!
-//! A [`Cdev`] owns the device's [`P2pPagemap`] and the misc device that serves it. Open files
-//! share a [`Shared`] with it that outlives unbind: once the device is going away the files
-//! still exist, but `mmap` and `ioctl` get `-ENODEV`.
+//! A [`Region`] owns the device's [`P2pPagemap`] and the [`Shared`] state its open files reach;
+//! a [`Cdev`] is the misc device that serves it, registered last in probe. Open files keep the
+//! `Shared` alive after unbind: once unbind starts, `mmap` and the pin ioctl get `-ENODEV`; the
+//! counters stay readable until the region is gone, then every ioctl gets `-ENODEV`.
+//!
+//! Every file of a device maps through one address space of the module's own (an anonymous
+//! inode on an internal filesystem, as DRM does), never through the inode the file was opened
+//! by, so unbind reaches every mapping and no user filesystem is kept busy.
 //!
 //! Mapping rules: `MAP_SHARED` only (`MAP_PRIVATE`: `-EINVAL`), offset 0 only (`-EINVAL`), each
 //! `mmap` hands out fresh pages (`-ENOMEM` when fewer are free). Mappings cannot grow
@@ -16,18 +21,15 @@
 use crate::{
     bindings as p2p_bindings,
     gup::{PinnedPages, MAX_PIN_PAGES},
-    p2pdma::P2pPagemap,
+    p2pdma::{P2pPagemap, PoolCounters},
     pgmap::vma_pgoff,
     pin_flags::AnyPinFlags,
-    revoke::RevokeList,
 };
-use core::{
-    ptr::NonNull,
-    sync::atomic::{AtomicU32, Ordering},
-};
+use core::ptr::NonNull;
 use kernel::{
     bindings,
     device::Device,
+    error::from_err_ptr,
     ffi,
     fs::File,
     ioctl::{_IOR, _IOWR},
@@ -35,14 +37,17 @@ use kernel::{
     mm::virt::{flags as vm_flags, VmaNew},
     new_mutex,
     prelude::*,
-    sync::{Arc, Mutex},
+    sync::{
+        atomic::{Atomic, AcqRel, Relaxed},
+        Arc, Mutex,
+    },
     transmute::{AsBytes, FromBytes},
     uaccess::{UserPtr, UserSlice},
 };
 
 /// `P2PMEM_IOCTL_INFO`.
 const IOCTL_INFO: u32 = _IOR::<p2p_bindings::p2pmem_info>(p2p_bindings::P2PMEM_IOCTL_MAGIC, 0);
-/// `P2PMEM_IOCTL_PIN`.
+/// `P2PMEM_IOCTL_PIN`, a test interface (`include/p2pmem_test_uapi.h`).
 const IOCTL_PIN: u32 = _IOWR::<p2p_bindings::p2pmem_pin>(p2p_bindings::P2PMEM_IOCTL_MAGIC, 1);
 
 // SAFETY: `struct p2pmem_info` is all `__u64`/`__u32` and `char` in an order without padding.
@@ -72,25 +77,20 @@ const NAMES: [&CStr; 16] = [
     c"p2pmem15",
 ];
 /// Which of [`NAMES`] are taken, one bit each.
-static NAMES_TAKEN: AtomicU32 = AtomicU32::new(0);
+static NAMES_TAKEN: Atomic<u32> = Atomic::new(0);
 
 /// One of [`NAMES`], held until drop.
 struct DeviceNumber(usize);
 
 impl DeviceNumber {
     fn take() -> Result<Self> {
-        let mut taken = NAMES_TAKEN.load(Ordering::Relaxed);
+        let mut taken = NAMES_TAKEN.load(Relaxed);
         loop {
             let n = (!taken).trailing_zeros() as usize;
             if n >= NAMES.len() {
                 return Err(ENOSPC);
             }
-            match NAMES_TAKEN.compare_exchange_weak(
-                taken,
-                taken | (1 << n),
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
+            match NAMES_TAKEN.cmpxchg(taken, taken | (1 << n), AcqRel) {
                 Ok(_) => return Ok(Self(n)),
                 Err(now) => taken = now,
             }
@@ -100,7 +100,10 @@ impl DeviceNumber {
 
 impl Drop for DeviceNumber {
     fn drop(&mut self) {
-        NAMES_TAKEN.fetch_and(!(1 << self.0), Ordering::AcqRel);
+        let mut taken = NAMES_TAKEN.load(Relaxed);
+        while let Err(now) = NAMES_TAKEN.cmpxchg(taken, taken & !(1 << self.0), AcqRel) {
+            taken = now;
+        }
     }
 }
 
@@ -117,6 +120,8 @@ pub(crate) struct StaticInfo {
     pub(crate) bus_offset: u64,
     /// The PCI device's name, NUL-padded.
     pub(crate) pci_dev: [u8; 16],
+    /// Whether the test ioctls (`include/p2pmem_test_uapi.h`) are served.
+    pub(crate) test_interfaces: bool,
 }
 
 /// `name` NUL-padded to 16 bytes, cut to 15 if longer (PCI names are 12).
@@ -128,30 +133,73 @@ pub(crate) fn pci_name(name: &CStr) -> [u8; 16] {
     out
 }
 
+/// An inode of the module's internal filesystem: the address space every file of one device
+/// maps through.
+///
+/// # Invariants
+///
+/// `ptr` was returned by `p2pmem_anon_inode_new()` and is freed only by `Drop`.
+struct AnonInode {
+    ptr: NonNull<bindings::inode>,
+}
+
+// SAFETY: an inode is a refcounted kernel object usable from any thread; `AnonInode` only reads
+// its `i_mapping`, which is set at allocation and never changes.
+unsafe impl Send for AnonInode {}
+// SAFETY: see `Send`.
+unsafe impl Sync for AnonInode {}
+
+impl AnonInode {
+    fn new() -> Result<Self> {
+        // SAFETY: no preconditions; process context.
+        let ptr = from_err_ptr(unsafe { p2p_bindings::p2pmem_anon_inode_new() })?;
+        // INVARIANT: from `p2pmem_anon_inode_new()`, not NULL on success.
+        Ok(Self {
+            ptr: NonNull::new(ptr).ok_or(ENOMEM)?,
+        })
+    }
+
+    /// Makes `file`, being opened, map through this inode's address space.
+    fn adopt(&self, file: &File) {
+        // SAFETY: `file` is being opened (no mapping of it exists yet) and the inode is alive
+        // (type invariants) for as long as the file: the file holds the `Shared` that owns it.
+        unsafe { p2p_bindings::p2pmem_file_set_mapping(file.as_ptr(), self.ptr.as_ptr()) };
+    }
+
+    /// Unmaps every mapping of every file of the device, private COW copies included.
+    fn unmap_all(&self) {
+        // SAFETY: the inode is alive (type invariants) and its `i_mapping` is valid;
+        // `unmap_mapping_range()` with `holelen == 0` unmaps the whole file, `even_cows` too.
+        unsafe { bindings::unmap_mapping_range((*self.ptr.as_ptr()).i_mapping, 0, 0, 1) };
+    }
+}
+
+impl Drop for AnonInode {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` came from `p2pmem_anon_inode_new()` and is freed once, here (type
+        // invariants); every file that used its mapping is gone (they held `Shared`).
+        unsafe { p2p_bindings::p2pmem_anon_inode_free(self.ptr.as_ptr()) };
+    }
+}
+
 /// What an open file may reach of its device.
 ///
 /// # Invariants
 ///
-/// - While `pagemap` is `Some`, it points to the pagemap owned by the [`Cdev`] this belongs to;
-///   the `Cdev` sets it to `None` (under the lock) before it drops the pagemap.
-/// - `inode`, when `Some`, is an inode this holds a reference on (`ihold`).
+/// While `pagemap` is `Some`, it points to the pagemap owned by the [`Region`] this belongs to,
+/// and `pool` (when `Some`) was made from the kernel pool of the same binding; the `Region`
+/// sets both to `None` (under the lock) before it drops the pagemap, and the binding ends after
+/// that.
 struct Inner {
     pagemap: Option<NonNull<P2pPagemap>>,
-    inode: Option<NonNull<bindings::inode>>,
+    pool: Option<PoolCounters>,
+    /// New mappings and pins are served (false from the start of unbind).
+    accepting: bool,
 }
 
-// SAFETY: `pagemap` points to a `Sync` object, and `inode` is a refcounted kernel object usable
-// from any thread; both are only used under `Shared::inner`'s lock.
+// SAFETY: `pagemap` points to a `Sync` object, and `PoolCounters` is a handle to internally
+// synchronised kernel state; both are only used under `Shared::inner`'s lock.
 unsafe impl Send for Inner {}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        if let Some(inode) = self.inode {
-            // SAFETY: we hold a reference on `inode` (type invariants) and drop it here, once.
-            unsafe { bindings::iput(inode.as_ptr()) };
-        }
-    }
-}
 
 /// The state a device shares with its open files.
 #[pin_data]
@@ -159,57 +207,27 @@ pub(crate) struct Shared {
     #[pin]
     inner: Mutex<Inner>,
     info: StaticInfo,
-    revoke: RevokeList,
+    inode: AnonInode,
 }
 
 impl Shared {
-    /// The device's revoke registrations.
-    pub(crate) fn revoke_list(&self) -> &RevokeList {
-        &self.revoke
-    }
-
-    /// Makes every file of the device map through one address space, so that [`Self::zap`]
-    /// reaches every mapping: the first opener's inode's, whatever node later openers used.
-    fn adopt_mapping(&self, file: &File) {
-        let mut inner = self.inner.lock();
-        let raw = file.as_ptr();
-        match inner.inode {
-            None => {
-                // SAFETY: `raw` is a file being opened; its `f_inode` is valid while it is.
-                let inode = unsafe { (*raw).f_inode };
-                // SAFETY: `inode` is valid; the reference is dropped in `Inner::drop`.
-                unsafe { bindings::ihold(inode) };
-                // INVARIANT: we hold a reference on `inode`.
-                inner.inode = NonNull::new(inode);
-            }
-            Some(inode) => {
-                // SAFETY: the file is being opened (no mapping exists yet) and `inode` is alive
-                // (we hold a reference), so its mapping can serve the file, as DRM does.
-                unsafe { (*raw).f_mapping = (*inode.as_ptr()).i_mapping };
-            }
-        }
-    }
-
     /// Unmaps every user mapping of the device: their pages go back when the last other user
     /// (an I/O in flight) drops them, and later accesses raise `SIGBUS`.
-    pub(crate) fn zap(&self) {
+    fn zap(&self) {
         // Not under the lock: `mmap` takes it under the mmap lock, and unmapping must not nest
-        // inside it. `inode` is set once and released only when `self` is dropped.
-        let inode = self.inner.lock().inode;
-        if let Some(inode) = inode {
-            // SAFETY: `inode` is alive (we hold a reference until `self` is dropped);
-            // `unmap_mapping_range()` with `holelen == 0` unmaps the whole file, private COW
-            // copies included (`even_cows`).
-            unsafe { bindings::unmap_mapping_range((*inode.as_ptr()).i_mapping, 0, 0, 1) };
-        }
+        // inside it.
+        self.inode.unmap_all();
     }
 
-    /// Runs `f` on the pagemap, or fails with `-ENODEV` once the device is going away. The lock
-    /// is held throughout, so the pagemap cannot be revoked under `f`.
-    fn with_pagemap<R>(&self, f: impl FnOnce(&P2pPagemap) -> Result<R>) -> Result<R> {
+    /// Runs `f` on the pagemap while the device is accepting new users, or fails with
+    /// `-ENODEV`. The lock is held throughout, so the pagemap cannot go away under `f`.
+    fn with_accepting_pagemap<R>(&self, f: impl FnOnce(&P2pPagemap) -> Result<R>) -> Result<R> {
         let inner = self.inner.lock();
+        if !inner.accepting {
+            return Err(ENODEV);
+        }
         let pagemap = inner.pagemap.ok_or(ENODEV)?;
-        // SAFETY: `pagemap` is `Some`, so it points to the live pagemap of our `Cdev` (type
+        // SAFETY: `pagemap` is `Some`, so it points to the live pagemap of our `Region` (type
         // invariants of `Inner`), which cannot be dropped while we hold the lock.
         f(unsafe { pagemap.as_ref() })
     }
@@ -228,79 +246,157 @@ impl Shared {
         // P2PDMA | LONGTERM is refused here, before GUP could WARN about it.
         let flags = AnyPinFlags::from_uapi(pin.flags).map_err(|_| EINVAL)?;
         let addr = usize::try_from(pin.addr).map_err(|_| EINVAL)?;
+        // Refused once unbind started, like `mmap`.
+        self.with_accepting_pagemap(|_| Ok(()))?;
         // Not under our lock: GUP may fault, under the mmap lock, which `mmap` takes first.
         let pinned = PinnedPages::pin(addr, pages as usize, flags)?;
         pin.pinned = pinned.len() as u64;
         pin.p2pdma = pinned.count_p2pdma() as u64;
-        pin.ours = self.with_pagemap(|pagemap| {
+        pin.ours = self.with_accepting_pagemap(|pagemap| {
             let (first, count) = pagemap.pfns();
             Ok(pinned.count_in(first, count) as u64)
         })?;
         Ok(())
     }
 
-    /// The counters and the fixed facts, or `-ENODEV` once the device is going away.
-    pub(crate) fn info(&self) -> Result<p2p_bindings::p2pmem_info> {
-        self.with_pagemap(|pagemap| {
-            let stats = pagemap.owner().stats();
-            let page_size = kernel::page::PAGE_SIZE as u64;
-            Ok(p2p_bindings::p2pmem_info {
-                region_bytes: stats.pages * page_size,
-                page_size,
-                pages: stats.pages,
-                free_pages: stats.free,
-                outstanding_pages: stats.outstanding,
-                handed_out_pages: stats.handed_out,
-                freed_pages: stats.freed,
-                pool_bytes: self.info.pool_bytes,
-                bar: self.info.bar.into(),
-                reserved: 0,
-                region_offset: self.info.region_offset,
-                bus_offset: self.info.bus_offset,
-                pci_dev: self.info.pci_dev.map(|b| b as ffi::c_char),
-            })
+    /// The counters, region and kernel pool, or `-ENODEV` once the region is gone. They stay
+    /// readable while unbind waits for pages to come back.
+    pub(crate) fn counters(&self) -> Result<p2p_bindings::p2pmem_counters> {
+        let inner = self.inner.lock();
+        let pagemap = inner.pagemap.ok_or(ENODEV)?;
+        // SAFETY: as in `with_accepting_pagemap`: `Some`, under the lock.
+        let stats = unsafe { pagemap.as_ref() }.owner().stats();
+        let (pool_bytes, pool_free_bytes) = match &inner.pool {
+            // SAFETY: `pool` is `Some` only while the binding that made it exists (type
+            // invariants of `Inner`), and we hold the lock.
+            Some(pool) => unsafe { pool.read() },
+            None => (0, 0),
+        };
+        let page_size = kernel::page::PAGE_SIZE as u64;
+        Ok(p2p_bindings::p2pmem_counters {
+            region_bytes: stats.pages * page_size,
+            pages: stats.pages,
+            free_pages: stats.free,
+            outstanding_pages: stats.outstanding,
+            handed_out_pages: stats.handed_out,
+            freed_pages: stats.freed,
+            pool_bytes,
+            pool_free_bytes,
+            region_offset: self.info.region_offset,
+        })
+    }
+
+    /// `P2PMEM_IOCTL_INFO`: the counters and the fixed facts.
+    fn info(&self) -> Result<p2p_bindings::p2pmem_info> {
+        let counters = self.counters()?;
+        Ok(p2p_bindings::p2pmem_info {
+            region_bytes: counters.region_bytes,
+            page_size: kernel::page::PAGE_SIZE as u64,
+            pages: counters.pages,
+            free_pages: counters.free_pages,
+            outstanding_pages: counters.outstanding_pages,
+            handed_out_pages: counters.handed_out_pages,
+            freed_pages: counters.freed_pages,
+            pool_bytes: self.info.pool_bytes,
+            bar: self.info.bar.into(),
+            reserved: 0,
+            region_offset: self.info.region_offset,
+            bus_offset: self.info.bus_offset,
+            pci_dev: self.info.pci_dev.map(|b| b as ffi::c_char),
         })
     }
 }
 
-/// `/dev/p2pmemN` and the pagemap it serves.
+/// The device's pages: the pagemap, and the state its files share.
+///
+/// Dropping it revokes and drains first (a no-op after unbind did), so it never tears a
+/// pagemap down under a mapping, whatever path drops it.
 ///
 /// # Invariants
 ///
-/// `shared.inner.pagemap` points to `*pagemap` until `PinnedDrop` clears it.
-#[pin_data(PinnedDrop)]
-pub(crate) struct Cdev {
-    #[pin]
-    registration: MiscDeviceRegistration<P2pmemFile>,
+/// `shared.inner.pagemap` points to `*pagemap` until `Drop` clears it.
+pub(crate) struct Region<'bound> {
+    dev: &'bound Device,
     shared: Arc<Shared>,
     pagemap: Pin<KBox<P2pPagemap>>,
-    number: DeviceNumber,
 }
 
-impl Cdev {
-    /// Registers the next free `/dev/p2pmemN` serving `pagemap`.
+impl<'bound> Region<'bound> {
+    /// The region of `pagemap`, not yet reachable by anyone; `pool` counts the device's kernel
+    /// pool alongside.
     pub(crate) fn new(
+        dev: &'bound Device,
         pagemap: Pin<KBox<P2pPagemap>>,
+        pool: Option<PoolCounters>,
         info: StaticInfo,
-    ) -> Result<impl PinInit<Self, Error>> {
-        let number = DeviceNumber::take()?;
+    ) -> Result<Self> {
         let pagemap_ptr = NonNull::from(&*pagemap);
         let shared = Arc::pin_init(
             try_pin_init!(Shared {
                 inner <- new_mutex!(Inner {
-                    // INVARIANT: points to the pagemap the `Cdev` owns from now on.
+                    // INVARIANT: points to the pagemap the `Region` owns from now on.
                     pagemap: Some(pagemap_ptr),
-                    inode: None,
+                    pool,
+                    accepting: true,
                 }),
                 info,
-                revoke: RevokeList::new()?,
+                inode: AnonInode::new()?,
             }),
             GFP_KERNEL,
         )?;
+        Ok(Self {
+            dev,
+            shared,
+            pagemap,
+        })
+    }
+
+    /// The state shared with open files.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Pages of the region out now.
+    pub(crate) fn outstanding(&self) -> u64 {
+        self.pagemap.owner().stats().outstanding
+    }
+
+    /// Revokes the region: no further `mmap` or pin reaches the pages, every user mapping is
+    /// unmapped, and this waits until every page handed out has come back, logging while it
+    /// waits. Returns the milliseconds it waited. Idempotent.
+    pub(crate) fn revoke(&self) -> u64 {
+        self.shared.inner.lock().accepting = false;
+        self.pagemap.owner().drain(self.dev, || self.shared.zap())
+    }
+}
+
+impl Drop for Region<'_> {
+    fn drop(&mut self) {
+        self.revoke();
+        let mut inner = self.shared.inner.lock();
+        inner.pagemap = None;
+        inner.pool = None;
+        // Then `pagemap` is dropped: `memunmap_pages()` finds no page out.
+    }
+}
+
+/// `/dev/p2pmemN`, serving a [`Region`]'s shared state.
+#[pin_data]
+pub(crate) struct Cdev {
+    #[pin]
+    registration: MiscDeviceRegistration<P2pmemFile>,
+    shared: Arc<Shared>,
+    number: DeviceNumber,
+}
+
+impl Cdev {
+    /// Registers the next free `/dev/p2pmemN` serving `shared`: userspace can open it as soon
+    /// as this is initialised.
+    pub(crate) fn new(shared: Arc<Shared>) -> Result<impl PinInit<Self, Error>> {
+        let number = DeviceNumber::take()?;
         let name = NAMES[number.0];
         Ok(try_pin_init!(Self {
             shared,
-            pagemap,
             number,
             registration <- MiscDeviceRegistration::register(MiscDeviceOptions { name }),
         }))
@@ -309,33 +405,6 @@ impl Cdev {
     /// The misc device's name.
     pub(crate) fn name(&self) -> &'static CStr {
         NAMES[self.number.0]
-    }
-
-    /// The state shared with open files.
-    pub(crate) fn shared(&self) -> Arc<Shared> {
-        self.shared.clone()
-    }
-
-    /// The pagemap this device serves.
-    pub(crate) fn pagemap(&self) -> &P2pPagemap {
-        &self.pagemap
-    }
-
-    /// Revokes the device for unbind: no further `mmap` or `ioctl` reaches the pages, every user
-    /// mapping is unmapped, and this waits until every page handed out has come back, logging
-    /// on `dev` while it waits. Returns the milliseconds it waited. Idempotent.
-    pub(crate) fn revoke(&self, dev: &Device) -> u64 {
-        self.shared.inner.lock().pagemap = None;
-        self.pagemap.owner().drain(dev, || self.shared.zap())
-    }
-}
-
-#[pinned_drop]
-impl PinnedDrop for Cdev {
-    fn drop(self: Pin<&mut Self>) {
-        // The driver revokes in `unbind()`; this only matters on a failed probe, where nothing
-        // was mapped yet. Either way the pointer is gone before the pagemap is dropped.
-        self.shared.inner.lock().pagemap = None;
     }
 }
 
@@ -354,7 +423,7 @@ impl MiscDevice for P2pmemFile {
         let cdev = unsafe {
             &*kernel::container_of!(core::ptr::from_ref(misc).cast_mut(), Cdev, registration)
         };
-        cdev.shared.adopt_mapping(file);
+        cdev.shared.inode.adopt(file);
         Ok(KBox::new(
             Self {
                 shared: cdev.shared.clone(),
@@ -372,7 +441,8 @@ impl MiscDevice for P2pmemFile {
         }
         vma.set_dontexpand();
         vma.set_dontdump();
-        me.shared.with_pagemap(|pagemap| pagemap.map_into(vma))
+        me.shared
+            .with_accepting_pagemap(|pagemap| pagemap.map_into(vma))
     }
 
     fn ioctl(me: &Self, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
@@ -384,7 +454,7 @@ impl MiscDevice for P2pmemFile {
                     .write(&info)?;
                 Ok(0)
             }
-            IOCTL_PIN => {
+            IOCTL_PIN if me.shared.info.test_interfaces => {
                 let (mut reader, mut writer) = UserSlice::new(
                     UserPtr::from_addr(arg),
                     size_of::<p2p_bindings::p2pmem_pin>(),

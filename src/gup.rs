@@ -30,7 +30,7 @@ pub(crate) const MAX_PIN_PAGES: usize = 16384;
 /// Every entry of `pages` is a page pinned by `pin_user_pages_fast()` for this object, and is
 /// unpinned only by `Drop`.
 pub(crate) struct PinnedPages {
-    pages: KVec<*mut bindings::page>,
+    pages: KVVec<*mut bindings::page>,
     dirty: bool,
 }
 
@@ -49,7 +49,7 @@ impl PinnedPages {
         if nr == 0 || nr > MAX_PIN_PAGES || start % kernel::page::PAGE_SIZE != 0 {
             return Err(EINVAL);
         }
-        let mut pages = KVec::with_capacity(nr, GFP_KERNEL)?;
+        let mut pages = KVVec::with_capacity(nr, GFP_KERNEL)?;
         // SAFETY: `pages` has room for `nr` pointers; `pin_user_pages_fast()` fills at most `nr`
         // and returns how many (or -errno). `foll` is a valid combination (see above), and this
         // runs in process context without the mmap lock held, as GUP-fast requires.

@@ -78,6 +78,13 @@ pub enum LayoutError {
         /// Its size.
         size: u64,
     },
+    /// The CMB's PCI bus address does not fit `CMBMSC.CBA`.
+    CmbBusAddress {
+        /// The bus address of the CMB's BAR.
+        bar_bus_start: u64,
+        /// The CMB's offset in it.
+        offset: u64,
+    },
     /// The `bar` parameter names another BAR than the NVMe controller's CMB.
     NotCmbBar {
         /// The `bar` parameter.
@@ -136,6 +143,13 @@ impl fmt::Display for LayoutError {
                 f,
                 "CMB at BAR {bar} offset {offset:#x} size {size:#x} is not {} MiB aligned",
                 ALIGN >> 20
+            ),
+            Self::CmbBusAddress {
+                bar_bus_start,
+                offset,
+            } => write!(
+                f,
+                "CMB bus address {bar_bus_start:#x} + {offset:#x} does not fit CMBMSC"
             ),
             Self::NotCmbBar { bar, cmb_bar } => {
                 write!(f, "bar={bar}, but the CMB is in BAR {cmb_bar}")
@@ -325,6 +339,18 @@ pub const NVME_CAP_CMBS: u64 = 1 << 57;
 pub const NVME_CMBMSC_CRE: u64 = 1 << 0;
 /// `CMBMSC.CMSE`: CMB memory space enabled; `CMBMSC.CBA` (bits 63:12) holds its bus address.
 pub const NVME_CMBMSC_CMSE: u64 = 1 << 1;
+
+/// The `CMBMSC` value that enables a CMB whose BAR starts at PCI bus address `bar_bus_start`
+/// (what `pci_bus_address()` returns) at `offset` in that BAR, as `nvme_map_cmb()` writes it:
+/// `CBA` is the CMB's bus address, never derived from a CPU address. `None` when that address
+/// overflows or is not 4 KiB aligned (`CBA` holds bits 63:12).
+pub fn cmbmsc_enable(bar_bus_start: u64, offset: u64) -> Option<u64> {
+    let cba = bar_bus_start.checked_add(offset)?;
+    if cba % 4096 != 0 {
+        return None;
+    }
+    Some(cba | NVME_CMBMSC_CMSE | NVME_CMBMSC_CRE)
+}
 
 impl CmbRegs {
     /// The CMB as a window of its BAR: its offset aligned to [`ALIGN`], its size cut to the BAR

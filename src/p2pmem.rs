@@ -19,7 +19,11 @@
 //! - [`cdev`] serves `/dev/p2pmemN`, [`sysfs`] its counters on the PCI device;
 //! - [`bindings`] holds the module's own bindgen output for the C shim.
 
-use kernel::{device::Core, driver, pci, prelude::*};
+use kernel::{
+    device::{self, Core},
+    driver, pci,
+    prelude::*,
+};
 
 mod bindings;
 mod cdev;
@@ -62,6 +66,10 @@ module! {
         pool_size: i64 {
             default: -1,
             description: "Bytes of the window for the kernel's P2PDMA pool (nvmet, sysfs p2pmem/); -1: 2 MiB or 1/8, 0: none",
+        },
+        test_interfaces: bool {
+            default: false,
+            description: "Serve the selftests' ioctls (include/p2pmem_test_uapi.h); never needed in production",
         },
     },
 }
@@ -118,40 +126,82 @@ kernel::pci_device_table!(
 /// The PCI driver.
 struct P2pmemDriver;
 
-/// What p2pmem holds for a bound device. Dropped after `unbind`, before devres is released
-/// (which frees the kernel's P2PDMA state, the provider included): fields drop in order.
+/// What p2pmem holds for a bound device, built in place by probe and dropped after `unbind`.
+///
+/// Fields drop in declaration order, the reverse of how probe sets them up: userspace and
+/// in-kernel users lose their way in first (`published`, `cdev`), the pages go next (`region`,
+/// which drains before `memunmap_pages()`), then the claims on the device. The kernel's P2PDMA
+/// state (the provider, the pool) is devres and goes after all of this.
+#[pin_data(PinnedDrop)]
 struct P2pmemDevice<'bound> {
     pdev: &'bound pci::Device,
     window: layout::Window,
+    /// The pool published and registrations taken: the last step of probe.
+    published: Published<'bound>,
+    /// `/dev/p2pmemN`, registered second to last.
+    #[pin]
+    cdev: cdev::Cdev,
     _sysfs: sysfs::SysfsGroup<'bound>,
-    cdev: Pin<KBox<cdev::Cdev>>,
+    region: cdev::Region<'bound>,
+    pool: Option<p2pdma::KernelPool<'bound>>,
     _claim: pci_bar::BarClaim<'bound>,
+    _cmb: Option<nvme_cmb::CmbControl<'bound>>,
+    _enabled: pci_bar::MemEnabled<'bound>,
     _provider: p2pdma::Provider<'bound>,
 }
 
-impl pci::Driver for P2pmemDriver {
-    type IdInfo = ();
-    type Data<'bound> = P2pmemDevice<'bound>;
+/// The kernel pool published and revoke registrations taken, from the end of probe until the
+/// start of unbind (or drop).
+struct Published<'bound> {
+    pdev: &'bound pci::Device<device::Bound>,
+    pool: bool,
+    revoke: revoke::RevokeList,
+}
 
-    const ID_TABLE: pci::IdTable<Self::IdInfo> = &PCI_TABLE;
+impl<'bound> Published<'bound> {
+    /// Publishes the kernel pool of `pdev` (if it has one, `pool`) and opens `revoke` to
+    /// registrations. Cannot fail: probe is past every step that can.
+    fn new(pdev: &'bound pci::Device<device::Bound>, pool: bool, revoke: revoke::RevokeList) -> Self {
+        if pool {
+            p2pdma::set_published(pdev, true);
+        }
+        revoke.open();
+        Self { pdev, pool, revoke }
+    }
 
-    fn probe<'bound>(
+    /// Withdraws the pool and stops taking registrations. Idempotent.
+    fn withdraw(&self) {
+        if self.pool {
+            p2pdma::set_published(self.pdev, false);
+        }
+        self.revoke.close();
+    }
+}
+
+impl Drop for Published<'_> {
+    fn drop(&mut self) {
+        self.withdraw();
+    }
+}
+
+impl P2pmemDriver {
+    /// Probe: sets up every part of a binding of `pdev`, and returns the initialiser that moves
+    /// them into place and publishes the device, last.
+    fn setup<'bound>(
         pdev: &'bound pci::Device<Core<'_>>,
-        _info: Option<&'bound Self::IdInfo>,
-    ) -> impl PinInit<Self::Data<'bound>, Error> + 'bound {
-        pdev.enable_device_mem()?;
-        pdev.set_master();
+    ) -> Result<impl PinInit<P2pmemDevice<'bound>, Error> + 'bound> {
+        // A memory target only: decoding on, bus mastering off.
+        let enabled = pci_bar::MemEnabled::new(pdev)?;
 
         let bars = pci_bar::bar_infos(pdev);
         // An NVMe controller donates exactly its CMB, once enabled; anything else a BAR.
-        let cmb = if nvme_cmb::is_nvme(pdev) {
-            Some(nvme_cmb::enable(pdev, &bars, |bar| {
-                Ok(p2pdma::Provider::new(pdev, bar)?.bus_offset())
-            })?)
+        let (cmb, cmb_window) = if nvme_cmb::is_nvme(pdev) {
+            let (control, window) = nvme_cmb::enable(pdev, &bars)?;
+            (Some(control), Some(window))
         } else {
-            None
+            (None, None)
         };
-        let (window, split) = layout_for(&bars, cmb)
+        let (window, split) = layout_for(&bars, cmb_window)
             .inspect_err(|err| dev_err!(pdev, "cannot donate memory: {}\n", err))
             .map_err(|err| layout_errno(&err))?;
         let bar = bars[usize::from(window.bar)];
@@ -161,10 +211,16 @@ impl pci::Driver for P2pmemDriver {
         let provider = p2pdma::Provider::new(pdev, window.bar)
             .inspect_err(|err| dev_err!(pdev, "no P2PDMA provider: {:?}\n", err))?;
 
-        if split.pool > 0 {
-            p2pdma::add_kernel_pool(pdev, window.bar, split.pool, window.offset)
-                .inspect_err(|err| dev_err!(pdev, "kernel P2PDMA pool: {:?}\n", err))?;
-        }
+        // The kernel pool exists from here, unpublished: nobody can find it yet.
+        let pool = if split.pool > 0 {
+            Some(
+                p2pdma::KernelPool::add(pdev, window.bar, split.pool, window.offset)
+                    .inspect_err(|err| dev_err!(pdev, "kernel P2PDMA pool: {:?}\n", err))?,
+            )
+        } else {
+            None
+        };
+        p2pdma::verify_pagemap_layout(pdev, &provider, pool.as_ref())?;
         let pagemap = KBox::pin_init(
             p2pdma::p2p_pagemap(
                 pdev,
@@ -182,9 +238,18 @@ impl pci::Driver for P2pmemDriver {
             pool_bytes: split.pool,
             bus_offset: provider.bus_offset(),
             pci_dev: cdev::pci_name(pdev.as_ref().name()),
+            test_interfaces: module_parameters::test_interfaces.value(),
         };
-        let cdev = KBox::pin_init(cdev::Cdev::new(pagemap, info)?, GFP_KERNEL)?;
-        let sysfs = sysfs::SysfsGroup::new(pdev, cdev.shared())?;
+        let region = cdev::Region::new(
+            pdev.as_ref(),
+            pagemap,
+            pool.as_ref().map(|pool| pool.counter_handle()),
+            info,
+        )?;
+        let sysfs = sysfs::SysfsGroup::new(pdev, region.shared().clone())?;
+        let revoke = revoke::RevokeList::new(pdev)?;
+        let cdev = cdev::Cdev::new(region.shared().clone())?;
+        let has_pool = pool.is_some();
 
         dev_info!(
             pdev,
@@ -198,39 +263,56 @@ impl pci::Driver for P2pmemDriver {
             window.offset,
             provider.bus_offset(),
         );
-        dev_info!(
-            pdev,
-            "{}: {} MiB of P2PDMA pages; kernel pool {} MiB{}\n",
-            cdev.name(),
-            split.region_size >> 20,
-            split.pool >> 20,
-            if split.pool > 0 { " (published)" } else { "" },
-        );
 
-        Ok(P2pmemDevice {
+        // The fields in the order they are set up; the last two publish.
+        Ok(try_pin_init!(P2pmemDevice {
             pdev,
             window,
-            _sysfs: sysfs,
-            cdev,
-            _claim: claim,
             _provider: provider,
-        })
+            _enabled: enabled,
+            _cmb: cmb,
+            _claim: claim,
+            pool,
+            region,
+            _sysfs: sysfs,
+            cdev <- cdev,
+            published: Published::new(pdev, has_pool, revoke),
+        }))
+    }
+
+}
+
+impl pci::Driver for P2pmemDriver {
+    type IdInfo = ();
+    type Data<'bound> = P2pmemDevice<'bound>;
+
+    const ID_TABLE: pci::IdTable<Self::IdInfo> = &PCI_TABLE;
+
+    fn probe<'bound>(
+        pdev: &'bound pci::Device<Core<'_>>,
+        _info: Option<&'bound Self::IdInfo>,
+    ) -> impl PinInit<Self::Data<'bound>, Error> + 'bound {
+        // Everything runs in the initialiser, in the memory the driver core keeps the data in:
+        // once it runs, no allocation can fail after `/dev/p2pmemN` and the pool are published.
+        pin_init::pin_init_scope(move || Self::setup(pdev))
     }
 
     fn unbind<'bound>(pdev: &'bound pci::Device<Core<'_>>, this: Pin<&Self::Data<'bound>>) {
-        // In-kernel users find the pool no more; long-term ones are told to let go first.
-        p2pdma::set_published(pdev, false);
-        let (users, waited_ms) = this.cdev.shared().revoke_list().revoke_all(pdev);
-        if users > 0 {
+        // In-kernel users find the pool no more, and long-term ones are told to let go.
+        this.published.withdraw();
+        let users = this.published.revoke.revoke_all();
+        let pool_ms = this.pool.as_ref().map_or(0, |pool| pool.drain());
+        if users > 0 || pool_ms > 0 {
             dev_info!(
                 pdev,
-                "unbind: revoked {} in-kernel users, all released ({} ms of waiting)\n",
+                "unbind: revoked {} in-kernel users; kernel pool whole after {} ms\n",
                 users,
-                waited_ms
+                pool_ms
             );
         }
-        let outstanding = this.cdev.pagemap().owner().stats().outstanding;
-        let waited_ms = this.cdev.revoke(pdev.as_ref());
+        // Then userspace: no new mappings, every mapping zapped, every page back.
+        let outstanding = this.region.outstanding();
+        let waited_ms = this.region.revoke();
         dev_info!(
             pdev,
             "unbind: {} pages were out, all back after {} ms\n",
@@ -240,8 +322,9 @@ impl pci::Driver for P2pmemDriver {
     }
 }
 
-impl Drop for P2pmemDevice<'_> {
-    fn drop(&mut self) {
+#[pinned_drop]
+impl PinnedDrop for P2pmemDevice<'_> {
+    fn drop(self: Pin<&mut Self>) {
         dev_info!(
             self.pdev,
             "released BAR {} ({} MiB)\n",

@@ -72,3 +72,30 @@ impl Drop for BarClaim<'_> {
         unsafe { bindings::pci_release_region(as_raw(self.pdev), i32::from(self.bar)) };
     }
 }
+
+/// Memory decoding of a bound device, enabled for the binding (`pci_enable_device_mem()`) and
+/// disabled again on drop. p2pmem's device is a DMA target only: bus mastering stays off.
+///
+/// # Invariants
+///
+/// `pdev` is bound for `'bound`, and this object made one `pci_enable_device_mem()` call on it
+/// that no one has undone.
+pub(crate) struct MemEnabled<'bound> {
+    pdev: &'bound pci::Device<device::Bound>,
+}
+
+impl<'bound> MemEnabled<'bound> {
+    /// Enables memory decoding of `pdev`.
+    pub(crate) fn new(pdev: &'bound pci::Device<device::Core<'_>>) -> Result<Self> {
+        pdev.enable_device_mem()?;
+        // INVARIANT: enabled just above; `pdev` is bound for `'bound`.
+        Ok(Self { pdev })
+    }
+}
+
+impl Drop for MemEnabled<'_> {
+    fn drop(&mut self) {
+        // SAFETY: balances the `pci_enable_device_mem()` of `new` (type invariants), once.
+        unsafe { bindings::pci_disable_device(as_raw(self.pdev)) };
+    }
+}

@@ -7,8 +7,8 @@
 //! A [`Pagemap`] is a pinned, owned `struct dev_pagemap` over one physical range. Initialising
 //! it calls `memremap_pages()`, which creates a `struct page` for every pfn; dropping it calls
 //! `memunmap_pages()`, which waits until every reference on the pagemap is gone. Pages idle at
-//! refcount 0 and belong to the owner ([`PagemapOwner`]); the owner hands a page out with
-//! [`Pagemap::hand_out`], and the page comes back to the owner through
+//! refcount 0 and belong to the owner ([`PagemapOwner`]); [`Pagemap::map_into`] has the owner
+//! allocate pages and hands them out into a mapping, and a page comes back to the owner through
 //! [`PagemapOwner::page_freed`] when its last reference drops (the `folio_free` callback).
 //!
 //! No other file of the module touches a `struct dev_pagemap`.
@@ -18,7 +18,8 @@ use core::{marker::PhantomPinned, ptr::NonNull};
 use kernel::{
     bindings,
     error::{from_err_ptr, to_result},
-    mm::virt::VmaNew,
+    mm::virt::{VmaMixedMap, VmaNew},
+    page::BorrowedPage,
     prelude::*,
     types::Opaque,
 };
@@ -69,7 +70,7 @@ pub(crate) unsafe trait PagemapOwner: Send + Sync {
 ///   `[start, start + pages * PAGE_SIZE)`, unregistered only by `PinnedDrop`; it never moves.
 /// - `raw.ref` holds one reference per pfn taken by `memremap_pages()` (dropped by
 ///   `memunmap_pages()`), plus exactly one per page handed out and not yet freed: taken in
-///   [`Pagemap::hand_out`], dropped in [`Self::folio_free`] after the owner took the page back.
+///   `Pagemap::hand_out`, dropped in [`Self::folio_free`] after the owner took the page back.
 ///   So `memunmap_pages()` returns only after every handed-out page came back.
 /// - A page is handed out only at refcount 0 and only while `raw.ref` is live.
 #[repr(C)]
@@ -161,10 +162,15 @@ impl<O: PagemapOwner> Pagemap<O> {
         (self.first_pfn, self.pages)
     }
 
-    /// Hands out page `index` (which the owner just allocated, so nobody else holds it): sets its
-    /// refcount to 1 and takes a pagemap reference. `-ENODEV` once teardown started,
-    /// `-EINVAL` for an index past the end or a page that is still referenced.
-    pub(crate) fn hand_out(&self, index: usize) -> Result<HandedOutPage<'_, O>> {
+    /// Hands out page `index`: sets its refcount to 1 and takes a pagemap reference.
+    /// `-ENODEV` once teardown started, `-EINVAL` for an index past the end or a page that is
+    /// still referenced.
+    ///
+    /// # Safety
+    ///
+    /// The owner allocated page `index` (through [`PagemapOwner::alloc`]) for this call and
+    /// has not handed it out since, so nothing else can touch its refcount.
+    unsafe fn hand_out(&self, index: usize) -> Result<HandedOutPage<'_, O>> {
         if index >= self.pages {
             return Err(EINVAL);
         }
@@ -180,8 +186,9 @@ impl<O: PagemapOwner> Pagemap<O> {
         if !unsafe { p2p_bindings::p2pmem_percpu_ref_tryget_live(&raw mut (*raw).ref_) } {
             return Err(ENODEV);
         }
-        // SAFETY: the page is idle (refcount 0, checked above) and the owner just allocated it,
-        // so nothing else can touch its refcount; 1 is the reference `HandedOutPage` owns.
+        // SAFETY: the page is idle (refcount 0, checked above) and the owner allocated it for
+        // this call (the function's safety requirements), so nothing else touches its refcount;
+        // 1 is the reference `HandedOutPage` owns.
         unsafe { p2p_bindings::p2pmem_set_page_count(page, 1) };
         // INVARIANT: one page reference and one `raw.ref` reference, owned by the result.
         Ok(HandedOutPage {
@@ -196,7 +203,7 @@ impl<O: PagemapOwner> Pagemap<O> {
     /// half-built mapping down; the rest are given back here.
     pub(crate) fn map_into(&self, vma: &VmaNew) -> Result {
         // The pages have a `struct page`: a mixed map that `vm_insert_page()` can fill.
-        let _ = vma.set_mixedmap();
+        let mixed = vma.set_mixedmap();
         let page_size = kernel::page::PAGE_SIZE;
         let mut address = vma.start();
         let mut result = Ok(());
@@ -206,8 +213,9 @@ impl<O: PagemapOwner> Pagemap<O> {
                     self.owner.page_freed(index);
                     return;
                 }
-                result = match self.hand_out(index) {
-                    Ok(page) => page.insert_into(vma, address),
+                // SAFETY: the owner allocated `index` for this callback, just now.
+                result = match unsafe { self.hand_out(index) } {
+                    Ok(page) => page.insert_into(mixed, address),
                     Err(err) => {
                         self.owner.page_freed(index);
                         Err(err)
@@ -255,7 +263,7 @@ pub(crate) fn vma_pgoff(vma: &VmaNew) -> usize {
     unsafe { (*vma.as_ptr()).vm_pgoff }
 }
 
-/// A page handed out by [`Pagemap::hand_out`], not yet given to anyone else.
+/// A page handed out by `Pagemap::hand_out`, not yet given to anyone else.
 ///
 /// Dropping it drops its page reference, which returns the page to the owner through
 /// `folio_free` like any other last reference would.
@@ -271,11 +279,12 @@ pub(crate) struct HandedOutPage<'a, O: PagemapOwner> {
 impl<O: PagemapOwner> HandedOutPage<'_, O> {
     /// Maps the page at `address` of `vma` (a shared mapping being set up), handing the page
     /// reference to the mapping: the page comes back when the mapping goes away.
-    pub(crate) fn insert_into(self, vma: &VmaNew, address: usize) -> Result {
-        // SAFETY: `vma` is undergoing initial setup in an `mmap` hook (so the mmap lock is held
-        // for write, as `vm_insert_page()` requires), and `page` is a valid page we hold a
-        // reference on; `vm_insert_page()` takes its own reference on success.
-        to_result(unsafe { bindings::vm_insert_page(vma.as_ptr(), address, self.page.as_ptr()) })
+    fn insert_into(self, vma: &VmaMixedMap, address: usize) -> Result {
+        // SAFETY: `page` is a valid `struct page` on which `self` holds a reference until it is
+        // dropped, after the borrow ends.
+        let page = unsafe { BorrowedPage::from_raw(self.page) };
+        // `vm_insert_page()` takes its own reference on success.
+        vma.vm_insert_page(address, &page)
         // On success and on failure alike, `drop(self)` now drops our reference.
     }
 }

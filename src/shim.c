@@ -73,6 +73,87 @@ void p2pmem_percpu_ref_put(struct percpu_ref *ref)
 	percpu_ref_put(ref);
 }
 
+u64 p2pmem_pci_bus_address(struct pci_dev *pdev, int bar)
+{
+	return pci_bus_address(pdev, bar);
+}
+
+struct page *p2pmem_virt_to_page(void *addr)
+{
+	return virt_to_page(addr);
+}
+
+struct dev_pagemap *p2pmem_page_pgmap(struct page *page)
+{
+	return page_pgmap(page);
+}
+
+const void *p2pmem_pci_p2pdma(struct pci_dev *pdev)
+{
+	/* Set once by pcim_p2pdma_init(), freed by devres after the driver let go. */
+	return rcu_dereference_raw(pdev->p2pdma);
+}
+
+size_t p2pmem_gen_pool_size(const void *pool)
+{
+	return gen_pool_size((struct gen_pool *)pool);
+}
+
+size_t p2pmem_gen_pool_avail(const void *pool)
+{
+	return gen_pool_avail((struct gen_pool *)pool);
+}
+
+void p2pmem_file_set_mapping(struct file *file, struct inode *inode)
+{
+	file->f_mapping = inode->i_mapping;
+}
+
+/*
+ * An address space of our own for each bound device, on an internal
+ * pseudo-filesystem, as DRM does (drm_fs_inode_new()): every open file of the
+ * device maps through it, whatever node it was opened through, so unbind can
+ * unmap every mapping at once and no inode of a user's filesystem is kept.
+ * The filesystem has no owner module: it is mounted while an inode exists,
+ * every inode is freed before the module can go (files hold the module), and
+ * the last simple_release_fs() unmounts synchronously (an internal mount).
+ */
+#define P2PMEM_FS_MAGIC 0x70327032
+
+static int p2pmem_fs_cnt;
+static struct vfsmount *p2pmem_fs_mnt;
+
+static int p2pmem_fs_init_fs_context(struct fs_context *fc)
+{
+	return init_pseudo(fc, P2PMEM_FS_MAGIC) ? 0 : -ENOMEM;
+}
+
+static struct file_system_type p2pmem_fs_type = {
+	.name = "p2pmem",
+	.init_fs_context = p2pmem_fs_init_fs_context,
+	.kill_sb = kill_anon_super,
+};
+
+struct inode *p2pmem_anon_inode_new(void)
+{
+	struct inode *inode;
+	int ret;
+
+	ret = simple_pin_fs(&p2pmem_fs_type, &p2pmem_fs_mnt, &p2pmem_fs_cnt);
+	if (ret < 0)
+		return ERR_PTR(ret);
+	inode = alloc_anon_inode(p2pmem_fs_mnt->mnt_sb);
+	if (IS_ERR(inode))
+		simple_release_fs(&p2pmem_fs_mnt, &p2pmem_fs_cnt);
+	return inode;
+}
+
+void p2pmem_anon_inode_free(struct inode *inode)
+{
+	iput(inode);
+	simple_release_fs(&p2pmem_fs_mnt, &p2pmem_fs_cnt);
+}
+
 struct p2pmem_sysfs {
 	const void *ctx;
 };
@@ -81,16 +162,16 @@ static void p2pmem_sysfs_release(struct device *dev, void *res)
 {
 }
 
-static int p2pmem_sysfs_info(struct device *dev, struct p2pmem_info *info)
+static int p2pmem_sysfs_counters(struct device *dev, struct p2pmem_counters *counters)
 {
 	struct p2pmem_sysfs *s = devres_find(dev, p2pmem_sysfs_release, NULL, NULL);
 
 	if (!s)
 		return -ENODEV;
-	return p2pmem_region_info(s->ctx, info);
+	return p2pmem_region_counters(s->ctx, counters);
 }
 
-/* A counter of struct p2pmem_info, shown as a decimal. */
+/* A counter of struct p2pmem_counters, shown as a decimal. */
 struct p2pmem_region_attr {
 	struct device_attribute attr;
 	size_t offset;
@@ -100,31 +181,31 @@ static ssize_t p2pmem_region_show(struct device *dev, struct device_attribute *a
 				  char *buf)
 {
 	struct p2pmem_region_attr *ra = container_of(attr, struct p2pmem_region_attr, attr);
-	struct p2pmem_info info;
+	struct p2pmem_counters counters;
 	u64 value;
 	int ret;
 
-	ret = p2pmem_sysfs_info(dev, &info);
+	ret = p2pmem_sysfs_counters(dev, &counters);
 	if (ret)
 		return ret;
-	memcpy(&value, (u8 *)&info + ra->offset, sizeof(value));
+	memcpy(&value, (u8 *)&counters + ra->offset, sizeof(value));
 	return sysfs_emit(buf, "%llu\n", value);
 }
 
-#define P2PMEM_INFO_OFFSET(member) offsetof(struct p2pmem_info, member)
+#define P2PMEM_REGION_ATTR(member) \
+	{ __ATTR(member, 0444, p2pmem_region_show, NULL), \
+	  offsetof(struct p2pmem_counters, member) }
 
 static struct p2pmem_region_attr p2pmem_region_attr_list[] = {
-	{ __ATTR(region_bytes, 0444, p2pmem_region_show, NULL), P2PMEM_INFO_OFFSET(region_bytes) },
-	{ __ATTR(pages, 0444, p2pmem_region_show, NULL), P2PMEM_INFO_OFFSET(pages) },
-	{ __ATTR(free_pages, 0444, p2pmem_region_show, NULL), P2PMEM_INFO_OFFSET(free_pages) },
-	{ __ATTR(outstanding_pages, 0444, p2pmem_region_show, NULL),
-	  P2PMEM_INFO_OFFSET(outstanding_pages) },
-	{ __ATTR(handed_out_pages, 0444, p2pmem_region_show, NULL),
-	  P2PMEM_INFO_OFFSET(handed_out_pages) },
-	{ __ATTR(freed_pages, 0444, p2pmem_region_show, NULL), P2PMEM_INFO_OFFSET(freed_pages) },
-	{ __ATTR(pool_bytes, 0444, p2pmem_region_show, NULL), P2PMEM_INFO_OFFSET(pool_bytes) },
-	{ __ATTR(region_offset, 0444, p2pmem_region_show, NULL),
-	  P2PMEM_INFO_OFFSET(region_offset) },
+	P2PMEM_REGION_ATTR(region_bytes),
+	P2PMEM_REGION_ATTR(pages),
+	P2PMEM_REGION_ATTR(free_pages),
+	P2PMEM_REGION_ATTR(outstanding_pages),
+	P2PMEM_REGION_ATTR(handed_out_pages),
+	P2PMEM_REGION_ATTR(freed_pages),
+	P2PMEM_REGION_ATTR(pool_bytes),
+	P2PMEM_REGION_ATTR(pool_free_bytes),
+	P2PMEM_REGION_ATTR(region_offset),
 };
 
 static struct attribute *p2pmem_region_attrs[] = {
@@ -136,6 +217,7 @@ static struct attribute *p2pmem_region_attrs[] = {
 	&p2pmem_region_attr_list[5].attr.attr,
 	&p2pmem_region_attr_list[6].attr.attr,
 	&p2pmem_region_attr_list[7].attr.attr,
+	&p2pmem_region_attr_list[8].attr.attr,
 	NULL,
 };
 
@@ -167,67 +249,136 @@ void p2pmem_sysfs_remove(struct pci_dev *pdev)
 	devres_release(&pdev->dev, p2pmem_sysfs_release, NULL, NULL);
 }
 
-/* Revoke registrations (p2pmem_revoke.h); the policy is in src/revoke.rs. */
-struct p2pmem_revoke_list {
-	struct mutex lock;	/* protects users and revoked */
-	struct list_head users;
-	bool revoked;
+/*
+ * Revoke registrations (p2pmem_revoke.h). Each binding of a device has its
+ * own p2pmem_revoke_list, reference-counted: the binding holds one reference,
+ * every registration another, so a registration can be unregistered after
+ * its binding is gone. While the binding takes registrations its list is on
+ * p2pmem_bindings, where p2pmem_register_revoke() finds it by device; unbind
+ * takes it off first, so a rebind never shares a list with the old binding.
+ *
+ * Locking: p2pmem_bindings_lock (a mutex) protects p2pmem_bindings and is
+ * taken before list->lock (a spinlock, irq-safe since release may be called
+ * from any context), which protects list->users, list->closed,
+ * list->holding and each user's state and released flag. No lock is held
+ * while ->revoke() runs; a user being revoked is in state REVOKING, and
+ * unregistration waits until it leaves that state, so ->revoke() never runs
+ * on a registration that was freed.
+ */
+enum {
+	P2PMEM_REVOKE_REGISTERED,	/* ->revoke() not called yet */
+	P2PMEM_REVOKE_REVOKING,		/* ->revoke() running */
+	P2PMEM_REVOKE_REVOKED,		/* ->revoke() returned */
 };
 
-struct p2pmem_revoke_list *p2pmem_revoke_list_new(void)
+struct p2pmem_revoke_list {
+	struct kref kref;
+	struct list_head node;		/* on p2pmem_bindings while open */
+	struct pci_dev *pdev;		/* a reference, for lookup and the log */
+	spinlock_t lock;		/* see above */
+	struct list_head users;
+	bool closed;			/* unbind started: no new registrations */
+	unsigned int holding;		/* revoked, neither released nor unregistered */
+	wait_queue_head_t wq;		/* holding dropped, a ->revoke() returned */
+};
+
+static DEFINE_MUTEX(p2pmem_bindings_lock);
+static LIST_HEAD(p2pmem_bindings);
+
+struct p2pmem_revoke_list *p2pmem_revoke_list_new(struct pci_dev *pdev)
 {
 	struct p2pmem_revoke_list *list = kzalloc(sizeof(*list), GFP_KERNEL);
 
 	if (!list)
 		return NULL;
-	mutex_init(&list->lock);
+	kref_init(&list->kref);
+	INIT_LIST_HEAD(&list->node);
+	list->pdev = pci_dev_get(pdev);
+	spin_lock_init(&list->lock);
 	INIT_LIST_HEAD(&list->users);
+	init_waitqueue_head(&list->wq);
 	return list;
 }
 
-void p2pmem_revoke_list_free(struct p2pmem_revoke_list *list)
+static void p2pmem_revoke_list_release(struct kref *kref)
 {
-	struct p2pmem_revoke *r, *tmp;
+	struct p2pmem_revoke_list *list = container_of(kref, struct p2pmem_revoke_list, kref);
 
-	list_for_each_entry_safe(r, tmp, &list->users, node)
-		list_del_init(&r->node);
-	mutex_destroy(&list->lock);
+	WARN_ON(!list_empty(&list->users));
+	pci_dev_put(list->pdev);
 	kfree(list);
+}
+
+void p2pmem_revoke_list_put(struct p2pmem_revoke_list *list)
+{
+	kref_put(&list->kref, p2pmem_revoke_list_release);
+}
+
+void p2pmem_revoke_list_open(struct p2pmem_revoke_list *list)
+{
+	mutex_lock(&p2pmem_bindings_lock);
+	list_add_tail(&list->node, &p2pmem_bindings);
+	mutex_unlock(&p2pmem_bindings_lock);
+}
+
+void p2pmem_revoke_list_close(struct p2pmem_revoke_list *list)
+{
+	mutex_lock(&p2pmem_bindings_lock);
+	list_del_init(&list->node);
+	mutex_unlock(&p2pmem_bindings_lock);
+	spin_lock_irq(&list->lock);
+	list->closed = true;
+	spin_unlock_irq(&list->lock);
 }
 
 unsigned int p2pmem_revoke_list_revoke(struct p2pmem_revoke_list *list)
 {
 	struct p2pmem_revoke *r;
 	unsigned int n = 0;
+	bool found;
 
-	mutex_lock(&list->lock);
-	list->revoked = true;
-	list_for_each_entry(r, &list->users, node) {
+	p2pmem_revoke_list_close(list);
+	do {
+		found = false;
+		spin_lock_irq(&list->lock);
+		list_for_each_entry(r, &list->users, node) {
+			if (r->state == P2PMEM_REVOKE_REGISTERED) {
+				WRITE_ONCE(r->state, P2PMEM_REVOKE_REVOKING);
+				if (!r->released)
+					list->holding++;
+				found = true;
+				break;
+			}
+		}
+		spin_unlock_irq(&list->lock);
+		if (!found)
+			break;
+		/* No lock: the user may sleep, release, take its own locks. */
 		r->revoke(r);
 		n++;
-	}
-	mutex_unlock(&list->lock);
+		spin_lock_irq(&list->lock);
+		WRITE_ONCE(r->state, P2PMEM_REVOKE_REVOKED);
+		spin_unlock_irq(&list->lock);
+		wake_up_all(&list->wq);
+	} while (found);
 	return n;
 }
 
-unsigned int p2pmem_revoke_list_wait(struct p2pmem_revoke_list *list, struct pci_dev *pdev,
-				     unsigned int ms)
+unsigned int p2pmem_revoke_list_wait(struct p2pmem_revoke_list *list, unsigned int ms)
 {
-	unsigned long deadline = jiffies + msecs_to_jiffies(ms);
 	struct p2pmem_revoke *r;
-	unsigned int left = 0;
-	long timeout;
+	unsigned int left;
 
-	mutex_lock(&list->lock);
+	wait_event_timeout(list->wq, !READ_ONCE(list->holding), msecs_to_jiffies(ms));
+	spin_lock_irq(&list->lock);
+	left = list->holding;
 	list_for_each_entry(r, &list->users, node) {
-		timeout = max_t(long, (long)(deadline - jiffies), 1);
-		if (!wait_for_completion_timeout(&r->released, timeout)) {
-			pci_warn(pdev, "revoke: %s has not released its P2PDMA memory after %u ms\n",
+		if (r->state != P2PMEM_REVOKE_REGISTERED && !r->released)
+			pci_warn(list->pdev,
+				 "unbind: %s has not released its P2PDMA memory after %u ms\n",
 				 r->name, ms);
-			left++;
-		}
 	}
-	mutex_unlock(&list->lock);
+	spin_unlock_irq(&list->lock);
 	return left;
 }
 
@@ -236,66 +387,90 @@ unsigned int p2pmem_revoke_list_wait(struct p2pmem_revoke_list *list, struct pci
  * @pdev: a device bound to p2pmem whose memory the caller holds long-term
  * @r: the caller's registration; @r->name and @r->revoke must be set
  *
- * Context: process context; takes the device lock.
- * Return: 0, or -ENODEV when @pdev is not bound to p2pmem or is being unbound.
+ * The registration belongs to the current binding of @pdev: after an unbind
+ * and a rebind, register again.
+ *
+ * Context: process context. Takes no device lock.
+ * Return: 0, or -ENODEV when @pdev is not bound to p2pmem or its unbind started.
  */
 int p2pmem_register_revoke(struct pci_dev *pdev, struct p2pmem_revoke *r)
 {
 	struct p2pmem_revoke_list *list;
-	struct p2pmem_sysfs *s;
 	int ret = -ENODEV;
 
-	device_lock(&pdev->dev);
-	s = devres_find(&pdev->dev, p2pmem_sysfs_release, NULL, NULL);
-	if (s) {
-		list = p2pmem_region_revoke_list(s->ctx);
-		mutex_lock(&list->lock);
-		if (!list->revoked) {
-			r->pdev = pci_dev_get(pdev);
-			init_completion(&r->released);
+	mutex_lock(&p2pmem_bindings_lock);
+	list_for_each_entry(list, &p2pmem_bindings, node) {
+		if (list->pdev != pdev)
+			continue;
+		spin_lock_irq(&list->lock);
+		if (!list->closed) {
+			r->list = list;
+			r->state = P2PMEM_REVOKE_REGISTERED;
+			r->released = false;
 			list_add_tail(&r->node, &list->users);
+			kref_get(&list->kref);
 			ret = 0;
 		}
-		mutex_unlock(&list->lock);
+		spin_unlock_irq(&list->lock);
+		break;
 	}
-	device_unlock(&pdev->dev);
+	mutex_unlock(&p2pmem_bindings_lock);
 	return ret;
 }
 EXPORT_SYMBOL_GPL(p2pmem_register_revoke);
 
 /**
- * p2pmem_unregister_revoke() - stop being told
+ * p2pmem_unregister_revoke() - stop being told; the caller holds no memory of the device
  * @r: a registration made with p2pmem_register_revoke()
  *
- * Context: process context, not from @r->revoke(); takes the device lock.
+ * Valid whatever happened since registration: the device still bound, being
+ * unbound, unbound, or bound again. If @r->revoke() is running, this waits
+ * for it to return; an unbind waiting for @r to release stops waiting for it.
+ * Once this returns, p2pmem does not touch @r again: it may be freed, and its
+ * module unloaded.
+ *
+ * Context: process context; not from @r->revoke().
  */
 void p2pmem_unregister_revoke(struct p2pmem_revoke *r)
 {
-	struct pci_dev *pdev = r->pdev;
-	struct p2pmem_revoke_list *list;
-	struct p2pmem_sysfs *s;
+	struct p2pmem_revoke_list *list = r->list;
 
-	device_lock(&pdev->dev);
-	s = devres_find(&pdev->dev, p2pmem_sysfs_release, NULL, NULL);
-	if (s) {
-		list = p2pmem_region_revoke_list(s->ctx);
-		mutex_lock(&list->lock);
-		list_del_init(&r->node);
-		mutex_unlock(&list->lock);
+	for (;;) {
+		spin_lock_irq(&list->lock);
+		if (r->state != P2PMEM_REVOKE_REVOKING)
+			break;
+		spin_unlock_irq(&list->lock);
+		wait_event(list->wq, READ_ONCE(r->state) != P2PMEM_REVOKE_REVOKING);
 	}
-	device_unlock(&pdev->dev);
-	pci_dev_put(pdev);
+	if (r->state == P2PMEM_REVOKE_REVOKED && !r->released)
+		list->holding--;
+	list_del_init(&r->node);
+	r->list = NULL;
+	spin_unlock_irq(&list->lock);
+	wake_up_all(&list->wq);
+	p2pmem_revoke_list_put(list);
 }
 EXPORT_SYMBOL_GPL(p2pmem_unregister_revoke);
 
 /**
  * p2pmem_revoke_release() - the caller holds no more memory of the device
- * @r: the registration whose ->revoke() was called
+ * @r: the registration whose ->revoke() was called (it may call this itself)
  *
  * Context: any context.
  */
 void p2pmem_revoke_release(struct p2pmem_revoke *r)
 {
-	complete_all(&r->released);
+	struct p2pmem_revoke_list *list = r->list;
+	unsigned long flags;
+
+	spin_lock_irqsave(&list->lock, flags);
+	if (!r->released) {
+		r->released = true;
+		if (r->state != P2PMEM_REVOKE_REGISTERED)
+			list->holding--;
+	}
+	/* Under the lock: an unregistration after this may free @list. */
+	wake_up_all(&list->wq);
+	spin_unlock_irqrestore(&list->lock, flags);
 }
 EXPORT_SYMBOL_GPL(p2pmem_revoke_release);

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The `p2pmem_region/` attributes on the PCI device: the counters of `P2PMEM_IOCTL_INFO`, for
-//! scripts and people (`cat /sys/bus/pci/devices/*/p2pmem_region/outstanding_pages`).
+//! The `p2pmem_region/` attributes on the PCI device: the region's page counters (those of
+//! `P2PMEM_IOCTL_INFO`) and the kernel pool's bytes, for scripts and people
+//! (`cat /sys/bus/pci/devices/*/p2pmem_region/outstanding_pages`).
 //!
 //! The attribute group and its show functions are C (`src/shim.c`); they call back into
-//! [`p2pmem_region_info`] with the context registered here.
+//! [`p2pmem_region_counters`] with the context registered here.
 
 use crate::{bindings as p2p_bindings, cdev::Shared, pci_bar::as_raw};
 use kernel::{device, ffi, pci, prelude::*, sync::Arc};
@@ -57,36 +58,21 @@ impl Drop for SysfsGroup<'_> {
 ///
 /// # Safety
 ///
-/// `ctx` is the context of a registered [`SysfsGroup`] (so a live `Shared`), `info` is valid
+/// `ctx` is the context of a registered [`SysfsGroup`] (so a live `Shared`), `counters` is valid
 /// for writes.
 #[no_mangle]
-unsafe extern "C" fn p2pmem_region_info(
+unsafe extern "C" fn p2pmem_region_counters(
     ctx: *const ffi::c_void,
-    info: *mut p2p_bindings::p2pmem_info,
+    counters: *mut p2p_bindings::p2pmem_counters,
 ) -> ffi::c_int {
     // SAFETY: by the function's safety requirements `ctx` is a live `Shared`.
     let shared = unsafe { &*ctx.cast::<Shared>() };
-    match shared.info() {
+    match shared.counters() {
         Ok(value) => {
-            // SAFETY: `info` is valid for writes.
-            unsafe { info.write(value) };
+            // SAFETY: `counters` is valid for writes.
+            unsafe { counters.write(value) };
             0
         }
         Err(err) => err.to_errno(),
     }
-}
-
-/// Called by the shim's `p2pmem_register_revoke()` and `p2pmem_unregister_revoke()`.
-///
-/// # Safety
-///
-/// `ctx` is the context of a registered [`SysfsGroup`] (so a live `Shared`); the caller holds
-/// the device lock, so the group (and `ctx`) cannot go away meanwhile.
-#[no_mangle]
-unsafe extern "C" fn p2pmem_region_revoke_list(
-    ctx: *const ffi::c_void,
-) -> *mut p2p_bindings::p2pmem_revoke_list {
-    // SAFETY: by the function's safety requirements `ctx` is a live `Shared`.
-    let shared = unsafe { &*ctx.cast::<Shared>() };
-    shared.revoke_list().as_ptr()
 }

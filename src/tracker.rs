@@ -8,10 +8,12 @@
 //! has not come back may still be the target of DMA, so tearing down would be a use-after-free.
 
 use crate::region::{words_for, PagePool, PoolError, PoolStats};
+// The page pool is kernel-independent (host-tested), so its bitmap uses `core`'s atomics.
 use core::sync::atomic::AtomicU64;
 use kernel::{
     device::Device,
     prelude::*,
+    sync::atomic::{Atomic, Relaxed},
     time::{delay::fsleep, Delta},
 };
 
@@ -20,16 +22,22 @@ const DRAIN_TICK_MS: i64 = 20;
 /// How often [`Tracker::drain`] logs the pages it still waits for.
 const DRAIN_LOG_EVERY_MS: i64 = 5000;
 
+/// How many refcounting complaints [`Tracker::page_freed`] logs before it goes quiet.
+const BAD_FREE_REPORTS: u32 = 10;
+/// How many it has logged, over every device.
+static BAD_FREES_REPORTED: Atomic<u32> = Atomic::new(0);
+
 /// The pages of one region: which are free, and how many are out.
 pub(crate) struct Tracker {
-    pool: PagePool<KVec<AtomicU64>>,
+    pool: PagePool<KVVec<AtomicU64>>,
 }
 
 impl Tracker {
-    /// A tracker of `pages` free pages.
+    /// A tracker of `pages` free pages. The bitmap is virtually contiguous: a region of
+    /// 128 GiB needs 4 MiB of it.
     pub(crate) fn new(pages: usize) -> Result<Self> {
         let words = words_for(pages);
-        let mut bits = KVec::with_capacity(words, GFP_KERNEL)?;
+        let mut bits = KVVec::with_capacity(words, GFP_KERNEL)?;
         for _ in 0..words {
             bits.push(AtomicU64::new(0), GFP_KERNEL)?;
         }
@@ -50,8 +58,14 @@ impl Tracker {
     /// Page `index` came back (from `folio_free`, or unused from an allocation). Any context.
     pub(crate) fn page_freed(&self, index: usize) {
         if let Err(err) = self.pool.free(index) {
-            // A refcounting bug: loud, but the page stays accounted as it was.
-            pr_warn!("page {} freed but not handed out: {:?}\n", index, err);
+            // A refcounting bug: loud, but the page stays accounted as it was. This runs in any
+            // context, possibly once per page of a huge region: the first few are logged.
+            let reported = BAD_FREES_REPORTED.fetch_add(1, Relaxed);
+            if reported < BAD_FREE_REPORTS {
+                pr_warn!("page {} freed but not handed out: {:?}\n", index, err);
+            } else if reported == BAD_FREE_REPORTS {
+                pr_warn!("more pages freed but not handed out; not reporting them\n");
+            }
         }
     }
 

@@ -53,35 +53,4 @@ struct p2pmem_info {
 
 #define P2PMEM_IOCTL_INFO _IOR(P2PMEM_IOCTL_MAGIC, 0x00, struct p2pmem_info)
 
-/* struct p2pmem_pin flags */
-#define P2PMEM_PIN_WRITE	0x1U	/* FOLL_WRITE: the pages will be written */
-#define P2PMEM_PIN_P2PDMA	0x2U	/* FOLL_PCI_P2PDMA: accept P2PDMA pages */
-#define P2PMEM_PIN_LONGTERM	0x4U	/* FOLL_LONGTERM; never with P2PDMA (EINVAL) */
-
-/**
- * struct p2pmem_pin - pin a user range through the module's GUP layer, then unpin it
- * @addr: start, page-aligned
- * @len: length in bytes, a multiple of the page size, at most 64 MiB
- * @flags: P2PMEM_PIN_*
- * @reserved: zero
- * @pinned: out: pages pinned; GUP stops at the first page it cannot pin, so this can be
- *	less than @len pages (the ioctl fails only when not even the first page pins)
- * @p2pdma: out: how many of them are P2PDMA pages
- * @ours: out: how many of them are pages of this device's region
- *
- * A test interface in the manner of mm/gup_test.c: the pages are unpinned before the ioctl
- * returns.
- */
-struct p2pmem_pin {
-	__u64 addr;
-	__u64 len;
-	__u32 flags;
-	__u32 reserved;
-	__u64 pinned;
-	__u64 p2pdma;
-	__u64 ours;
-};
-
-#define P2PMEM_IOCTL_PIN _IOWR(P2PMEM_IOCTL_MAGIC, 0x01, struct p2pmem_pin)
-
 #endif /* _UAPI_LINUX_P2PMEM_H */

@@ -9,13 +9,19 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <linux/p2pmem.h>
-#include <string.h>
-#include <unistd.h>
 
 #include "kselftest_harness.h"
 #include "p2pmem_util.h"
@@ -254,6 +260,237 @@ TEST_F(p2pmem, device_without_memory_bar_is_refused)
 	EXPECT_TRUE(kmsg_grep(self->kmsg, why, NULL, 0));
 	EXPECT_EQ(0, pci_restore_default_driver(data));
 	EXPECT_TRUE(bound_to(data, "nvme"));
+}
+
+/* Without test_interfaces=1 the test ioctls are not served: ENOTTY, as for any unknown ioctl. */
+TEST_F(p2pmem, test_ioctls_need_test_interfaces)
+{
+	struct p2pmem_pin pin = { 0 };
+	char *buf;
+	int fd;
+
+	ASSERT_EQ(0, module_load("test_interfaces=0"));
+	fd = open_p2pmem(self->ivshmem, NULL, 0);
+	ASSERT_LE(0, fd);
+	buf = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, buf);
+	pin.addr = (unsigned long)buf;
+	pin.len = 4096;
+	pin.flags = P2PMEM_PIN_P2PDMA;
+	EXPECT_EQ(-1, ioctl(fd, P2PMEM_IOCTL_PIN, &pin));
+	EXPECT_EQ(ENOTTY, errno);
+	EXPECT_EQ(0, pin.pinned);
+	munmap(buf, 4096);
+	close(fd);
+	ASSERT_EQ(0, module_unload());
+
+	/* The same call is served with the test interfaces on. */
+	ASSERT_EQ(0, module_load(""));
+	fd = open_p2pmem(self->ivshmem, NULL, 0);
+	ASSERT_LE(0, fd);
+	buf = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, buf);
+	pin.addr = (unsigned long)buf;
+	EXPECT_EQ(0, ioctl(fd, P2PMEM_IOCTL_PIN, &pin));
+	EXPECT_EQ(1, pin.pinned);
+	munmap(buf, 4096);
+	close(fd);
+}
+
+/* The signal a child dies of when it touches @buf, 0 when it does not die. */
+static int touch_in_child(volatile char *buf)
+{
+	int status;
+	pid_t pid;
+
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		buf[0] = 1;
+		_exit(0);
+	}
+	if (waitpid(pid, &status, 0) != pid)
+		return -1;
+	return WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+}
+
+/*
+ * A device node on a filesystem that goes away (a container's /dev, a node made with mknod on a
+ * tmpfs) is not kept busy by p2pmem: after opening and mapping through it first, the tmpfs
+ * unmounts cleanly ("Busy inodes" is the VFS's sign of an inode kept past unmount), and unbind
+ * still unmaps every mapping, made through /dev/p2pmemN, without touching the dead node.
+ */
+TEST_F(p2pmem, node_on_an_unmounted_tmpfs_is_not_kept)
+{
+	char dir[] = "/tmp/p2pmem-node-XXXXXX";
+	const size_t len = 1 << 20;
+	struct p2pmem_info info;
+	char node[64], path[64];
+	struct stat st;
+	char *buf;
+	int fd;
+
+	ASSERT_EQ(0, module_load(""));
+	ASSERT_TRUE(bound_to(self->ivshmem, P2PMEM_DRIVER));
+	fd = open_p2pmem(self->ivshmem, path, sizeof(path));
+	ASSERT_LE(0, fd);
+	close(fd);
+	/* Reload, so that the node on the tmpfs is the device's first opener. */
+	ASSERT_EQ(0, module_unload());
+	ASSERT_EQ(0, module_load(""));
+	ASSERT_EQ(0, stat(path, &st));
+	ASSERT_TRUE(S_ISCHR(st.st_mode));
+
+	ASSERT_NE(NULL, mkdtemp(dir));
+	ASSERT_EQ(0, mount("p2pmem-test", dir, "tmpfs", 0, "mode=0700")) {
+		rmdir(dir);
+	}
+	snprintf(node, sizeof(node), "%s/p2pmem", dir);
+	ASSERT_EQ(0, mknod(node, S_IFCHR | 0600, st.st_rdev));
+	fd = open(node, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, p2pmem_info(fd, &info));
+	ASSERT_STREQ(self->ivshmem, info.pci_dev);
+	buf = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, buf);
+	memset(buf, 0x5a, len);
+	ASSERT_EQ(0, munmap(buf, len));
+	close(fd);
+	ASSERT_EQ(0, umount(dir));
+	ASSERT_EQ(0, rmdir(dir));
+	EXPECT_EQ(0, kmsg_count(self->kmsg, "Busy inodes"));
+
+	/* A mapping through the real node is unmapped by unbind: SIGBUS after. */
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	buf = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, buf);
+	ASSERT_EQ(0, touch_in_child(buf));
+	ASSERT_EQ(0, pci_driver_file(P2PMEM_DRIVER, "unbind", self->ivshmem));
+	EXPECT_EQ(SIGBUS, touch_in_child(buf));
+	EXPECT_EQ(-ENODEV, p2pmem_info(fd, &info));
+	ASSERT_EQ(0, munmap(buf, len));
+	close(fd);
+	EXPECT_EQ(0, kmsg_count(self->kmsg, "Busy inodes"));
+}
+
+#define FAILSLAB "/sys/kernel/debug/failslab/"
+#define MAX_FAULTS 3000
+
+/* Whether sysfs shows nothing of a binding of @bdf: no driver, no p2pmem attributes, no node. */
+static bool nothing_left(const char *bdf)
+{
+	char path[128], drv[64];
+	int fd;
+
+	if (pci_driver_of(bdf, drv, sizeof(drv)) || drv[0])
+		return false;
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/p2pmem_region", bdf);
+	if (!access(path, F_OK))
+		return false;
+	/* The kernel's P2PDMA state (and its p2pmem/ group) is devres: gone with the probe. */
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/p2pmem", bdf);
+	if (!access(path, F_OK))
+		return false;
+	fd = open_p2pmem(bdf, NULL, 0);
+	if (fd >= 0) {
+		close(fd);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Probe unwinds cleanly from a failure at every slab allocation it makes, in turn
+ * (/proc/thread-self/fail-nth with failslab): the bind fails with ENOMEM and leaves nothing
+ * behind (no driver, no attributes, no /dev node, no P2PDMA state), and the probe that finally
+ * runs without a fault serves a whole region. KASAN and kmemleak (the runner) see every unwind.
+ */
+static void probe_under_faults(struct __test_metadata *_metadata, const char *bdf)
+{
+	int nth, injected = 0, bound_anyway = 0, fd, fail;
+	struct p2pmem_info info;
+	char val[32];
+	ssize_t n;
+
+	if (access(FAILSLAB "ignore-gfp-wait", W_OK))
+		SKIP(return, FAILSLAB " is missing (CONFIG_FAILSLAB, CONFIG_FAULT_INJECTION_DEBUG_FS)");
+	ASSERT_EQ(0, sysfs_write(FAILSLAB "ignore-gfp-wait", "N"));
+	ASSERT_EQ(0, sysfs_write(FAILSLAB "verbose", "0"));
+	fail = open("/proc/thread-self/fail-nth", O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, fail);
+
+	for (nth = 1; nth <= MAX_FAULTS; nth++) {
+		int err;
+
+		fd = open("/sys/bus/pci/drivers/" P2PMEM_DRIVER "/bind", O_WRONLY | O_CLOEXEC);
+		ASSERT_LE(0, fd);
+		/* The nth fault point this thread reaches from now on fails. */
+		snprintf(val, sizeof(val), "%d", nth);
+		ASSERT_LT(0, pwrite(fail, val, strlen(val), 0));
+		n = write(fd, bdf, strlen(bdf));
+		err = n < 0 ? errno : 0;
+		/* 0: the fault was injected; > 0: the bind ran out of fault points first. */
+		memset(val, 0, sizeof(val));
+		ASSERT_LT(0, pread(fail, val, sizeof(val) - 1, 0));
+		ASSERT_LT(0, pwrite(fail, "0", 1, 0));
+		close(fd);
+		if (atoi(val) != 0) {
+			ASSERT_EQ((ssize_t)strlen(bdf), n) {
+				TH_LOG("bind without a fault failed: %s", strerror(err));
+			}
+			break; /* probe ran clean */
+		}
+		injected++;
+		if (n < 0) {
+			ASSERT_EQ(ENOMEM, err) {
+				TH_LOG("fault %d: bind failed with %s", nth, strerror(err));
+			}
+			ASSERT_TRUE(nothing_left(bdf)) {
+				TH_LOG("fault %d: the failed probe left something behind", nth);
+			}
+			continue;
+		}
+		/* A fault the probe absorbed: the binding must be whole. */
+		bound_anyway++;
+		ASSERT_TRUE(bound_to(bdf, P2PMEM_DRIVER));
+		fd = open_p2pmem(bdf, NULL, 0);
+		ASSERT_LE(0, fd);
+		ASSERT_EQ(0, p2pmem_info(fd, &info));
+		EXPECT_EQ(info.pages, info.free_pages);
+		close(fd);
+		ASSERT_EQ(0, pci_driver_file(P2PMEM_DRIVER, "unbind", bdf));
+	}
+	close(fail);
+	sysfs_write(FAILSLAB "ignore-gfp-wait", "Y");
+	TH_LOG("%s: %d faults injected, %d failed the bind, %d absorbed", bdf, injected,
+	       injected - bound_anyway, bound_anyway);
+	ASSERT_LE(nth, MAX_FAULTS);
+	/* Enough faults that every step of probe was hit: a vacuous run fails. */
+	EXPECT_LE(20, injected - bound_anyway);
+	ASSERT_TRUE(bound_to(bdf, P2PMEM_DRIVER));
+	fd = open_p2pmem(bdf, NULL, 0);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, p2pmem_info(fd, &info));
+	EXPECT_EQ(info.pages, info.free_pages);
+	EXPECT_LT(0, info.pages);
+	close(fd);
+}
+
+TEST_F_TIMEOUT(p2pmem, ivshmem_probe_unwinds_every_allocation_failure, 900)
+{
+	ASSERT_EQ(0, module_load(""));
+	ASSERT_EQ(0, pci_driver_file(P2PMEM_DRIVER, "unbind", self->ivshmem));
+	probe_under_faults(_metadata, self->ivshmem);
+}
+
+TEST_F_TIMEOUT(p2pmem, cmb_probe_unwinds_every_allocation_failure, 900)
+{
+	ASSERT_EQ(0, module_load(""));
+	ASSERT_EQ(0, pci_bind_override(self->cmb, P2PMEM_DRIVER));
+	ASSERT_EQ(0, pci_driver_file(P2PMEM_DRIVER, "unbind", self->cmb));
+	probe_under_faults(_metadata, self->cmb);
 }
 
 TEST_HARNESS_MAIN

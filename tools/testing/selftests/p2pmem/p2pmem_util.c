@@ -258,12 +258,15 @@ int pci_restore_default_driver(const char *bdf)
 int module_load(const char *params)
 {
 	const char *ko = getenv("P2PMEM_KO");
+	char all[512];
 	int fd, ret = 0;
 
+	if (snprintf(all, sizeof(all), "test_interfaces=1 %s", params) >= (int)sizeof(all))
+		return -E2BIG;
 	fd = open(ko ? ko : "./p2pmem.ko", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	if (syscall(SYS_finit_module, fd, params, 0))
+	if (syscall(SYS_finit_module, fd, all, 0))
 		ret = -errno;
 	close(fd);
 	return ret;

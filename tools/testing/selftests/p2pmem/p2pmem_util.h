@@ -12,6 +12,9 @@
 #include <linux/ioctl.h>
 #include <linux/types.h>
 
+/* The module's test ioctls, served when it is loaded with test_interfaces=1 (module_load()). */
+#include "../../../../include/p2pmem_test_uapi.h"
+
 #define P2PMEM_DRIVER "p2pmem"
 #define BDF_LEN 32
 
@@ -69,7 +72,10 @@ int pci_restore_default_driver(const char *bdf);
 /* Writes @bdf to /sys/bus/pci/drivers/@driver/@file ("bind" or "unbind"). */
 int pci_driver_file(const char *driver, const char *file, const char *bdf);
 
-/* Loads p2pmem.ko ($P2PMEM_KO, default ./p2pmem.ko) with @params. */
+/*
+ * Loads p2pmem.ko ($P2PMEM_KO, default ./p2pmem.ko) with test_interfaces=1 and @params (which
+ * may override it: the last value wins).
+ */
 int module_load(const char *params);
 /* Unloads p2pmem; 0 when it was not loaded. */
 int module_unload(void);
