@@ -38,7 +38,7 @@ use kernel::{
     new_mutex,
     prelude::*,
     sync::{
-        atomic::{Atomic, AcqRel, Relaxed},
+        atomic::{Atomic, Full, Relaxed},
         Arc, Mutex,
     },
     transmute::{AsBytes, FromBytes},
@@ -90,7 +90,7 @@ impl DeviceNumber {
             if n >= NAMES.len() {
                 return Err(ENOSPC);
             }
-            match NAMES_TAKEN.cmpxchg(taken, taken | (1 << n), AcqRel) {
+            match NAMES_TAKEN.cmpxchg(taken, taken | (1 << n), Full) {
                 Ok(_) => return Ok(Self(n)),
                 Err(now) => taken = now,
             }
@@ -101,7 +101,7 @@ impl DeviceNumber {
 impl Drop for DeviceNumber {
     fn drop(&mut self) {
         let mut taken = NAMES_TAKEN.load(Relaxed);
-        while let Err(now) = NAMES_TAKEN.cmpxchg(taken, taken & !(1 << self.0), AcqRel) {
+        while let Err(now) = NAMES_TAKEN.cmpxchg(taken, taken & !(1 << self.0), Full) {
             taken = now;
         }
     }
@@ -390,21 +390,19 @@ pub(crate) struct Cdev {
 }
 
 impl Cdev {
-    /// Registers the next free `/dev/p2pmemN` serving `shared`: userspace can open it as soon
-    /// as this is initialised.
-    pub(crate) fn new(shared: Arc<Shared>) -> Result<impl PinInit<Self, Error>> {
+    /// Takes the next free name and returns it with the initialiser that registers
+    /// `/dev/<name>` serving `shared`: userspace can open it as soon as that has run.
+    pub(crate) fn new(shared: Arc<Shared>) -> Result<(&'static CStr, impl PinInit<Self, Error>)> {
         let number = DeviceNumber::take()?;
         let name = NAMES[number.0];
-        Ok(try_pin_init!(Self {
-            shared,
-            number,
-            registration <- MiscDeviceRegistration::register(MiscDeviceOptions { name }),
-        }))
-    }
-
-    /// The misc device's name.
-    pub(crate) fn name(&self) -> &'static CStr {
-        NAMES[self.number.0]
+        Ok((
+            name,
+            try_pin_init!(Self {
+                shared,
+                number,
+                registration <- MiscDeviceRegistration::register(MiscDeviceOptions { name }),
+            }),
+        ))
     }
 }
 

@@ -171,7 +171,7 @@ pub(crate) fn verify_pagemap_layout(
     provider: &Provider<'_>,
     pool: Option<&KernelPool<'_>>,
 ) -> Result {
-    let Some(pool) = pool else {
+    if pool.is_none() {
         if build_facts::PAGEMAP_LAYOUT_CHECKED_IN_SOURCE {
             return Ok(());
         }
@@ -181,12 +181,15 @@ pub(crate) fn verify_pagemap_layout(
              module was built without the kernel source; refusing to register P2PDMA pages\n"
         );
         return Err(EINVAL);
-    };
+    }
     let page_size = kernel::page::PAGE_SIZE;
     // SAFETY: `as_raw(pdev)` is a bound device with a pool (`pool` exists).
     let addr = unsafe { bindings::pci_alloc_p2pmem(as_raw(pdev), page_size) };
     if addr.is_null() {
-        dev_err!(pdev, "cannot check struct pci_p2pdma_pagemap: kernel pool empty\n");
+        dev_err!(
+            pdev,
+            "cannot check struct pci_p2pdma_pagemap: kernel pool empty\n"
+        );
         return Err(ENOMEM);
     }
     // SAFETY: `addr` is the kernel address of a page of the pool, which has a `struct page`.

@@ -134,7 +134,7 @@ struct P2pmemDriver;
 /// state (the provider, the pool) is devres and goes after all of this.
 #[pin_data(PinnedDrop)]
 struct P2pmemDevice<'bound> {
-    pdev: &'bound pci::Device,
+    pdev: &'bound pci::Device<device::Bound>,
     window: layout::Window,
     /// The pool published and registrations taken: the last step of probe.
     published: Published<'bound>,
@@ -161,7 +161,11 @@ struct Published<'bound> {
 impl<'bound> Published<'bound> {
     /// Publishes the kernel pool of `pdev` (if it has one, `pool`) and opens `revoke` to
     /// registrations. Cannot fail: probe is past every step that can.
-    fn new(pdev: &'bound pci::Device<device::Bound>, pool: bool, revoke: revoke::RevokeList) -> Self {
+    fn new(
+        pdev: &'bound pci::Device<device::Bound>,
+        pool: bool,
+        revoke: revoke::RevokeList,
+    ) -> Self {
         if pool {
             p2pdma::set_published(pdev, true);
         }
@@ -248,8 +252,11 @@ impl P2pmemDriver {
         )?;
         let sysfs = sysfs::SysfsGroup::new(pdev, region.shared().clone())?;
         let revoke = revoke::RevokeList::new(pdev)?;
-        let cdev = cdev::Cdev::new(region.shared().clone())?;
+        let (cdev_name, cdev) = cdev::Cdev::new(region.shared().clone())?;
         let has_pool = pool.is_some();
+        // Only the `Bound` view of the device goes into the initialiser (it outlives the `Core`
+        // one); `try_pin_init!` would also shadow `pdev` with the field being initialised.
+        let bound: &'bound pci::Device<device::Bound> = pdev;
 
         dev_info!(
             pdev,
@@ -263,10 +270,18 @@ impl P2pmemDriver {
             window.offset,
             provider.bus_offset(),
         );
+        dev_info!(
+            pdev,
+            "{}: {} MiB of P2PDMA pages; kernel pool {} MiB{}\n",
+            cdev_name,
+            split.region_size >> 20,
+            split.pool >> 20,
+            if has_pool { " (published)" } else { "" },
+        );
 
         // The fields in the order they are set up; the last two publish.
         Ok(try_pin_init!(P2pmemDevice {
-            pdev,
+            pdev: bound,
             window,
             _provider: provider,
             _enabled: enabled,
@@ -276,10 +291,9 @@ impl P2pmemDriver {
             region,
             _sysfs: sysfs,
             cdev <- cdev,
-            published: Published::new(pdev, has_pool, revoke),
+            published: Published::new(bound, has_pool, revoke),
         }))
     }
-
 }
 
 impl pci::Driver for P2pmemDriver {

@@ -17,7 +17,7 @@ use crate::bindings as p2p_bindings;
 use core::{marker::PhantomPinned, ptr::NonNull};
 use kernel::{
     bindings,
-    error::{from_err_ptr, to_result},
+    error::from_err_ptr,
     mm::virt::{VmaMixedMap, VmaNew},
     page::BorrowedPage,
     prelude::*,

@@ -192,20 +192,21 @@ static ssize_t p2pmem_region_show(struct device *dev, struct device_attribute *a
 	return sysfs_emit(buf, "%llu\n", value);
 }
 
-#define P2PMEM_REGION_ATTR(member) \
-	{ __ATTR(member, 0444, p2pmem_region_show, NULL), \
-	  offsetof(struct p2pmem_counters, member) }
+#define P2PMEM_COUNTER(member) offsetof(struct p2pmem_counters, member)
 
 static struct p2pmem_region_attr p2pmem_region_attr_list[] = {
-	P2PMEM_REGION_ATTR(region_bytes),
-	P2PMEM_REGION_ATTR(pages),
-	P2PMEM_REGION_ATTR(free_pages),
-	P2PMEM_REGION_ATTR(outstanding_pages),
-	P2PMEM_REGION_ATTR(handed_out_pages),
-	P2PMEM_REGION_ATTR(freed_pages),
-	P2PMEM_REGION_ATTR(pool_bytes),
-	P2PMEM_REGION_ATTR(pool_free_bytes),
-	P2PMEM_REGION_ATTR(region_offset),
+	{ __ATTR(region_bytes, 0444, p2pmem_region_show, NULL), P2PMEM_COUNTER(region_bytes) },
+	{ __ATTR(pages, 0444, p2pmem_region_show, NULL), P2PMEM_COUNTER(pages) },
+	{ __ATTR(free_pages, 0444, p2pmem_region_show, NULL), P2PMEM_COUNTER(free_pages) },
+	{ __ATTR(outstanding_pages, 0444, p2pmem_region_show, NULL),
+	  P2PMEM_COUNTER(outstanding_pages) },
+	{ __ATTR(handed_out_pages, 0444, p2pmem_region_show, NULL),
+	  P2PMEM_COUNTER(handed_out_pages) },
+	{ __ATTR(freed_pages, 0444, p2pmem_region_show, NULL), P2PMEM_COUNTER(freed_pages) },
+	{ __ATTR(pool_bytes, 0444, p2pmem_region_show, NULL), P2PMEM_COUNTER(pool_bytes) },
+	{ __ATTR(pool_free_bytes, 0444, p2pmem_region_show, NULL),
+	  P2PMEM_COUNTER(pool_free_bytes) },
+	{ __ATTR(region_offset, 0444, p2pmem_region_show, NULL), P2PMEM_COUNTER(region_offset) },
 };
 
 static struct attribute *p2pmem_region_attrs[] = {

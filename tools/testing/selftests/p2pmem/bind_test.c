@@ -298,7 +298,7 @@ TEST_F(p2pmem, test_ioctls_need_test_interfaces)
 }
 
 /* The signal a child dies of when it touches @buf, 0 when it does not die. */
-static int touch_in_child(volatile char *buf)
+static int touch_in_child(char *buf)
 {
 	int status;
 	pid_t pid;
@@ -307,7 +307,7 @@ static int touch_in_child(volatile char *buf)
 	if (pid < 0)
 		return -1;
 	if (pid == 0) {
-		buf[0] = 1;
+		__atomic_store_n(buf, 1, __ATOMIC_RELAXED);
 		_exit(0);
 	}
 	if (waitpid(pid, &status, 0) != pid)
@@ -415,7 +415,7 @@ static void probe_under_faults(struct __test_metadata *_metadata, const char *bd
 	ssize_t n;
 
 	if (access(FAILSLAB "ignore-gfp-wait", W_OK))
-		SKIP(return, FAILSLAB " is missing (CONFIG_FAILSLAB, CONFIG_FAULT_INJECTION_DEBUG_FS)");
+		SKIP(return, FAILSLAB " is missing (CONFIG_FAILSLAB, FAULT_INJECTION_DEBUG_FS)");
 	ASSERT_EQ(0, sysfs_write(FAILSLAB "ignore-gfp-wait", "N"));
 	ASSERT_EQ(0, sysfs_write(FAILSLAB "verbose", "0"));
 	fail = open("/proc/thread-self/fail-nth", O_RDWR | O_CLOEXEC);
