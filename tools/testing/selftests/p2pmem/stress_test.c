@@ -96,7 +96,7 @@ struct shared {
 
 /* The worker's mapping, and whether touching it raised SIGBUS (it was revoked). */
 static char *cur_buf;
-static volatile sig_atomic_t bus_hit;
+static int bus_hit;
 static struct shared *worker_sh;
 
 /* Revoked under us: put anonymous memory where the mapping was, so the access completes. */
@@ -105,7 +105,7 @@ static void on_sigbus(int sig)
 	static const char why[] = "SIGBUS outside the mapping, or no memory to put there";
 	char *buf = __atomic_load_n(&cur_buf, __ATOMIC_RELAXED);
 
-	bus_hit = 1;
+	__atomic_store_n(&bus_hit, 1, __ATOMIC_SEQ_CST);
 	if (buf && mmap(buf, BUF, PROT_READ | PROT_WRITE,
 			MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == buf)
 		return;
@@ -113,6 +113,12 @@ static void on_sigbus(int sig)
 	if (!__atomic_fetch_add(&worker_sh->failures, 1, __ATOMIC_SEQ_CST))
 		memcpy(worker_sh->why, why, sizeof(why));
 	signal(SIGBUS, SIG_DFL);
+}
+
+/* Whether touching the mapping raised SIGBUS since the step began. */
+static bool revoked(void)
+{
+	return __atomic_load_n(&bus_hit, __ATOMIC_SEQ_CST);
 }
 
 /* splitmix64's finalizer: a bijection, so no two (seed, block, word) give one value. */
@@ -215,10 +221,11 @@ static void refused(struct shared *sh, int id, unsigned int g0, enum refusal kin
 	if (unbinding(sh, g0))
 		__atomic_add_fetch(&sh->refused[kind], 1, __ATOMIC_RELAXED);
 	else
-		fail(sh, id, "refused (%s, errno %d) while stably bound", refusal_name[kind], err);
+		fail(sh, id, "refusal (%s, errno %d) while stably bound", refusal_name[kind],
+		     err);
 }
 
-/* A transfer that began at generation @gt was checked; count it for its cycle if it stayed in it. */
+/* A transfer that began at generation @gt was checked: it counts for its cycle if it stayed. */
 static void verified(struct shared *sh, unsigned int gt, long *total, long *cycle)
 {
 	__atomic_add_fetch(total, 1, __ATOMIC_RELAXED);
@@ -276,7 +283,7 @@ static int read_xfer(struct worker *w, char *buf, unsigned int g0)
 	    check_poison(buf, boff * BLOCK, w->why, sizeof(w->why), "before the read") ||
 	    check_poison(p + len, BUF - boff * BLOCK - len, w->why, sizeof(w->why),
 			 "after the read")) {
-		if (bus_hit) {
+		if (revoked()) {
 			refused(sh, w->id, g0, R_SIGBUS, 0);
 			return 0;
 		}
@@ -284,7 +291,7 @@ static int read_xfer(struct worker *w, char *buf, unsigned int g0)
 		     (unsigned long long)first, boff, w->why);
 		return -1;
 	}
-	if (bus_hit) {
+	if (revoked()) {
 		refused(sh, w->id, g0, R_SIGBUS, 0);
 		return 0;
 	}
@@ -331,7 +338,7 @@ static int write_xfer(struct worker *w, char *buf, unsigned int g0)
 		     (unsigned long long)first, n, len);
 		return -1;
 	}
-	if (bus_hit) {	/* what was written came from anonymous memory */
+	if (revoked()) {	/* what was written came from anonymous memory */
 		refused(sh, w->id, g0, R_SIGBUS, 0);
 		return 0;
 	}
@@ -354,7 +361,7 @@ static int write_xfer(struct worker *w, char *buf, unsigned int g0)
 	return 1;
 }
 
-/* One step: open, map, a few transfers, unmap, close. 1 when done, 0 when refused, -1 on failure. */
+/* Open, map, a few transfers, unmap, close: 1 when done, 0 when refused, -1 on failure. */
 static int step(struct worker *w, const char *bdf)
 {
 	struct shared *sh = w->sh;
@@ -363,7 +370,7 @@ static int step(struct worker *w, const char *bdf)
 	int fd, k, err, ret = 1;
 	char *buf;
 
-	bus_hit = 0;
+	__atomic_store_n(&bus_hit, 0, __ATOMIC_SEQ_CST);
 	fd = open_p2pmem(bdf, NULL, 0);
 	if (fd < 0) {
 		if (fd == -ENOENT || fd == -ENODEV)
@@ -564,7 +571,7 @@ TEST_F_TIMEOUT(stress, bind_unbind_under_checked_o_direct_load, 900)
 		ret = wait_for_progress(sh, i);
 		ASSERT_EQ(0, ret) {
 			if (ret == -ETIMEDOUT)
-				TH_LOG("cycle %d: %ld reads and %ld writes checked in %d s, want %d and %d",
+				TH_LOG("cycle %d: %ld reads, %ld writes in %d s; want %d, %d",
 				       i, sh->cycle_reads[slot], sh->cycle_writes[slot],
 				       CYCLE_TIMEOUT_S, MIN_READS, MIN_WRITES);
 			else
@@ -580,7 +587,7 @@ TEST_F_TIMEOUT(stress, bind_unbind_under_checked_o_direct_load, 900)
 		ASSERT_EQ(0, pci_driver_file(P2PMEM_DRIVER, "bind", self->bdf)) {
 			TH_LOG("bind %d", i);
 		}
-		/* Nothing counts for the next cycle yet: its counters are still those of an old one. */
+		/* The next cycle's counters still hold those of an old one. */
 		slot = (i + 1) % CYCLE_RING;
 		__atomic_store_n(&sh->cycle_reads[slot], 0, __ATOMIC_SEQ_CST);
 		__atomic_store_n(&sh->cycle_writes[slot], 0, __ATOMIC_SEQ_CST);
@@ -596,7 +603,7 @@ TEST_F_TIMEOUT(stress, bind_unbind_under_checked_o_direct_load, 900)
 	}
 	TH_LOG("%s: %d cycles in %.1f s, %ld verified reads, %ld verified writes",
 	       variant->cmb ? "CMB" : "ivshmem", loops, now_s() - t0, sh->reads, sh->writes);
-	TH_LOG("refused during unbind: open %ld, mmap %ld, ioctl %ld, EFAULT %ld, short %ld, SIGBUS %ld",
+	TH_LOG("refused in unbinds: open %ld mmap %ld ioctl %ld EFAULT %ld short %ld SIGBUS %ld",
 	       sh->refused[R_OPEN], sh->refused[R_MMAP], sh->refused[R_IOCTL],
 	       sh->refused[R_EFAULT], sh->refused[R_SHORT], sh->refused[R_SIGBUS]);
 	EXPECT_EQ(0, sh->failures) {
