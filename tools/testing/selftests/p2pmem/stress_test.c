@@ -550,7 +550,7 @@ FIXTURE_TEARDOWN(stress)
 }
 
 /* Every transfer under unbind/bind cycles is checked, refusals only while unbinding. */
-TEST_F_TIMEOUT(stress, bind_unbind_under_checked_o_direct_load, 900)
+TEST_F_TIMEOUT(stress, bind_unbind_under_checked_o_direct_load, 600)
 {
 	const char *env = getenv("P2PMEM_STRESS_LOOPS");
 	int loops = env ? atoi(env) : 20;
