@@ -31,7 +31,9 @@ done
 [ $# -gt 0 ] || die "usage: $0 [--timeout SECONDS] [--verbose] -- COMMAND [ARGS...]"
 
 kdir=$("$P2PMEM_ROOT/scripts/build-kernel.sh" --path)
-vmdir=$P2PMEM_CACHE/vm
+# The data images and the guest lock; P2PMEM_VM_DIR gives a second test bed of its own.
+# P2PMEM_VNG_ARGS adds virtme-ng options (e.g. --rwdir=DIR to watch a run from the host).
+vmdir=${P2PMEM_VM_DIR:-$P2PMEM_CACHE/vm}
 mkdir -p "$vmdir"
 data_img=$vmdir/nvme-data.img
 # The data namespace: 256 MiB, contents owned by the tests.
@@ -64,6 +66,7 @@ timeout --kill-after=30 "$timeout_s" "$P2PMEM_VENV/bin/vng" "${verbose[@]}" \
 	--run "$kdir" --disable-kvm --disable-microvm --force-9p \
 	--cpus 2 --memory 3G --cwd "$P2PMEM_ROOT" \
 	--append "nvme.use_cmb_sqes=0" \
+	${P2PMEM_VNG_ARGS:-} \
 	--qemu-opts "${qemu_opts[*]}" \
 	--exec "$(printf '%q ' "$@")" </dev/null 2>&1 | cat
 rc=${PIPESTATUS[0]}
