@@ -12,6 +12,8 @@
 #              +- xio3130-downstream - nvme serial=p2pmem-cmb   (64 MiB CMB, no namespace)
 #              +- xio3130-downstream - nvme serial=p2pmem-data  (data image, the DMA initiator)
 #              +- xio3130-downstream - ivshmem-plain            (64 MiB RAM backend)
+#              +- xio3130-downstream - nvme serial=p2pmem-slow  (64 MiB image throttled to
+#                                                                 1 MiB/s: I/O stays in flight)
 #
 # No vIOMMU, so peers under the switch reach each other's BARs with bus addresses. The
 # guest finds devices by serial and vendor:device, never by bus address.
@@ -38,6 +40,10 @@ mkdir -p "$vmdir"
 data_img=$vmdir/nvme-data.img
 # The data namespace: 256 MiB, contents owned by the tests.
 [ -f "$data_img" ] || truncate -s 256M "$data_img"
+slow_img=$vmdir/nvme-slow.img
+# The slow namespace: 64 MiB, read and written at 1 MiB/s (QEMU block throttling), so that a
+# test can unbind while its O_DIRECT read is in flight. Contents owned by the tests.
+[ -f "$slow_img" ] || truncate -s 64M "$slow_img"
 
 qemu_opts=(
 	-M q35
@@ -51,6 +57,9 @@ qemu_opts=(
 	-device nvme,serial=p2pmem-data,drive=p2p_data,bus=p2p_dn1
 	-object memory-backend-ram,id=p2p_ivmem,size=64M,share=on
 	-device ivshmem-plain,memdev=p2p_ivmem,bus=p2p_dn2
+	-device xio3130-downstream,id=p2p_dn3,bus=p2p_up,chassis=14,slot=0
+	-drive if=none,id=p2p_slow,file=$slow_img,format=raw,cache=none,throttling.bps-total=1048576
+	-device nvme,serial=p2pmem-slow,drive=p2p_slow,bus=p2p_dn3
 )
 
 # One guest at a time: guests share the data image, and two TCG guests on two cores only

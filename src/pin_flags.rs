@@ -19,9 +19,11 @@
 //! assert_eq!(flags.foll(), FOLL_PCI_P2PDMA | FOLL_WRITE);
 //! ```
 //!
-//!   [`PinFlags::long_term`] has no such method, so this does not compile:
+//!   [`PinFlags::long_term`] has no such method, so this does not compile (E0599, no method
+//!   named `p2pdma`; stable rustdoc does not check the code, the host crate's
+//!   `tests/pin_flags.rs` does):
 //!
-//! ```compile_fail
+//! ```compile_fail,E0599
 //! use p2pmem_host_tests::pin_flags::PinFlags;
 //! let flags = PinFlags::long_term().p2pdma();
 //! ```

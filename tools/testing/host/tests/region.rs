@@ -5,6 +5,9 @@
 
 use p2pmem_host_tests::region::{words_for, PagePool, PoolError, PoolStats};
 use proptest::prelude::*;
+
+mod common;
+use common::{run, Counter};
 use std::collections::BTreeSet;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -150,17 +153,24 @@ enum Op {
     Free(usize),
 }
 
-proptest! {
-    /// Any sequence of allocations and frees matches a model: no page is handed out twice,
-    /// every freed page comes back, and the counters are exact.
-    #[test]
-    fn matches_the_model(
-        pages in 1usize..300,
-        ops in proptest::collection::vec(
-            prop_oneof![(0usize..80).prop_map(Op::Alloc), any::<usize>().prop_map(Op::Free)],
+/// Any sequence of allocations and frees matches a model: no page is handed out twice, every
+/// freed page comes back, and the counters are exact. The run must have checked successful
+/// allocations, refused ones and frees, not only empty sequences.
+#[test]
+fn matches_the_model() {
+    let (allocated, refused, freed_ops) =
+        (Counter::default(), Counter::default(), Counter::default());
+    let strategy = (
+        1usize..300,
+        proptest::collection::vec(
+            prop_oneof![
+                (0usize..80).prop_map(Op::Alloc),
+                any::<usize>().prop_map(Op::Free)
+            ],
             0..200,
         ),
-    ) {
+    );
+    let cases = run(strategy, |(pages, ops)| {
         let p = pool(pages);
         let mut held: Vec<usize> = Vec::new();
         let (mut handed, mut freed) = (0u64, 0u64);
@@ -168,6 +178,7 @@ proptest! {
             match op {
                 Op::Alloc(n) => match alloc(&p, n) {
                     Ok(got) => {
+                        allocated.hit();
                         prop_assert_eq!(got.len(), n);
                         for i in got {
                             prop_assert!(i < pages);
@@ -177,11 +188,13 @@ proptest! {
                         handed += n as u64;
                     }
                     Err(e) => {
+                        refused.hit();
                         prop_assert_eq!(e, PoolError::NoSpace);
                         prop_assert!(pages - held.len() < n);
                     }
                 },
                 Op::Free(k) if !held.is_empty() => {
+                    freed_ops.hit();
                     let i = held.swap_remove(k % held.len());
                     prop_assert_eq!(p.free(i), Ok(()));
                     freed += 1;
@@ -197,5 +210,15 @@ proptest! {
             prop_assert_eq!(p.free(i), Ok(()));
         }
         prop_assert_eq!(p.stats().free as usize, pages);
-    }
+        Ok(())
+    });
+    assert!(
+        allocated.get() > 0,
+        "no allocation succeeded in {cases} cases"
+    );
+    assert!(
+        refused.get() > 0,
+        "no allocation was refused in {cases} cases"
+    );
+    assert!(freed_ops.get() > 0, "nothing was freed in {cases} cases");
 }

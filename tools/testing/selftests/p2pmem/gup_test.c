@@ -152,12 +152,18 @@ TEST_F(gup, pin_p2pdma_longterm_is_einval_without_warn)
 	EXPECT_FALSE(kmsg_grep(self->kmsg, warn, NULL, 0));
 }
 
-/* LONGTERM alone on P2PDMA pages is refused too: GUP's P2PDMA check comes first. */
+/*
+ * LONGTERM alone on P2PDMA pages is refused too: GUP's P2PDMA check comes first. For writing,
+ * the kernel pool's sysfs mapping (kernfs vm_ops track dirtying) is refused one step earlier,
+ * as a long-term pin of a shared writable file mapping: EFAULT.
+ */
 TEST_F(gup, pin_longterm_on_p2p_is_refused)
 {
 	struct p2pmem_pin p;
 
 	EXPECT_EQ(-EREMOTEIO, pin(self->fd, self->p2p, LEN, P2PMEM_PIN_LONGTERM, &p));
+	EXPECT_EQ(variant->kernel_pool ? -EFAULT : -EREMOTEIO,
+		  pin(self->fd, self->p2p, LEN, P2PMEM_PIN_LONGTERM | P2PMEM_PIN_WRITE, &p));
 }
 
 /* Ordinary memory pins with every valid flag set, and none of it is P2PDMA. */
@@ -240,24 +246,51 @@ TEST_F(gup, pin_rejects_bad_requests)
 	EXPECT_EQ(0, kmsg_count_severe(self->kmsg, "p2pmem"));
 }
 
-/* The kernel's gup_test pins the buffer only with FOLL_PCI_P2PDMA (bytes pinned). */
-TEST_F(gup, debugfs_gup_test_needs_foll_pci_p2pdma)
+/*
+ * gup_test's PIN_FAST_BENCHMARK on @len bytes at @addr, one page per call: returns the pages
+ * pinned, or -errno when the ioctl fails. When GUP refuses a page, gup_test stops there and its
+ * ioctl still returns 0: GUP's errno is not observable through it (the pin ioctl reports it),
+ * only "size", which with one page per call is exactly the bytes pinned.
+ */
+static long gup_test_pinned(int fd, void *addr, size_t len, __u32 gup_flags)
 {
 	struct gup_test g = {
-		.addr = (uintptr_t)self->p2p, .size = LEN, .nr_pages_per_call = NPAGES,
+		.addr = (uintptr_t)addr, .size = len, .nr_pages_per_call = 1,
+		.gup_flags = gup_flags,
 	};
+
+	if (ioctl(fd, PIN_FAST_BENCHMARK, &g))
+		return -errno;
+	return g.size / PAGE;
+}
+
+/*
+ * The kernel's gup_test pins the buffer only with FOLL_PCI_P2PDMA: without it, no page, and
+ * after ordinary pages it stops exactly at the first P2PDMA page.
+ */
+TEST_F(gup, debugfs_gup_test_needs_foll_pci_p2pdma)
+{
+	char *range, *p2p;
 	int fd;
 
 	fd = open(GUP_TEST_PATH, O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		SKIP(return, GUP_TEST_PATH " is missing (CONFIG_GUP_TEST, debugfs)");
-	g.gup_flags = FOLL_WRITE;
-	ASSERT_EQ(0, ioctl(fd, PIN_FAST_BENCHMARK, &g));
-	EXPECT_EQ(0, g.size);
-	g.size = LEN;
-	g.gup_flags = FOLL_WRITE | FOLL_PCI_P2PDMA;
-	ASSERT_EQ(0, ioctl(fd, PIN_FAST_BENCHMARK, &g));
-	EXPECT_EQ(LEN, g.size);
+	EXPECT_EQ(0, gup_test_pinned(fd, self->p2p, LEN, FOLL_WRITE));
+	EXPECT_EQ(0, gup_test_pinned(fd, self->p2p, LEN, 0));
+	EXPECT_EQ(NPAGES, gup_test_pinned(fd, self->p2p, LEN, FOLL_WRITE | FOLL_PCI_P2PDMA));
+	EXPECT_EQ(NPAGES, gup_test_pinned(fd, self->p2p, LEN, FOLL_PCI_P2PDMA));
+
+	/* Anonymous pages, then P2PDMA pages. */
+	range = mmap(NULL, 2 * LEN, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	ASSERT_NE(MAP_FAILED, range);
+	p2p = mmap(range + LEN, LEN, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+		   self->buf_fd, 0);
+	ASSERT_EQ(range + LEN, p2p);
+	EXPECT_EQ(NPAGES, gup_test_pinned(fd, range, 2 * LEN, FOLL_WRITE));
+	EXPECT_EQ(2 * NPAGES, gup_test_pinned(fd, range, 2 * LEN, FOLL_WRITE | FOLL_PCI_P2PDMA));
+	munmap(range, 2 * LEN);
 	close(fd);
 }
 

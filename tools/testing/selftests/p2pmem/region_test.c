@@ -19,6 +19,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/p2pmem.h>
@@ -379,13 +380,19 @@ TEST_F(region, buffered_io_copies_through_the_cpu)
 	ASSERT_EQ(0, munmap(p2p, len));
 }
 
-/* Pins @len bytes at @addr through gup_test; returns the bytes pinned, or -errno. */
+/*
+ * Pins @len bytes at @addr with gup_test's PIN_FAST_BENCHMARK, one page per call, and returns
+ * the pages pinned, or -errno when the ioctl itself fails. gup_test stops at the first page GUP
+ * refuses and still succeeds: GUP's errno (EREMOTEIO for a P2PDMA page without
+ * FOLL_PCI_P2PDMA) is not reported, only how far it got ("size"). With one page per call
+ * "size" is exactly the bytes pinned (with more, it counts the whole call that stopped).
+ */
 static long gup_test_pin(void *addr, size_t len, unsigned int flags)
 {
 	struct gup_test gup = {
 		.addr = (uintptr_t)addr,
 		.size = len,
-		.nr_pages_per_call = len / PAGE,
+		.nr_pages_per_call = 1,
 		.gup_flags = flags,
 	};
 	long ret;
@@ -394,12 +401,12 @@ static long gup_test_pin(void *addr, size_t len, unsigned int flags)
 	fd = open(GUP_TEST_PATH, O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	ret = ioctl(fd, PIN_FAST_BENCHMARK, &gup) ? -errno : (long)gup.size;
+	ret = ioctl(fd, PIN_FAST_BENCHMARK, &gup) ? -errno : (long)(gup.size / PAGE);
 	close(fd);
 	return ret;
 }
 
-/* GUP hands out our pages only with FOLL_PCI_P2PDMA: they are P2PDMA pages. */
+/* GUP hands out our pages only with FOLL_PCI_P2PDMA (pages pinned): they are P2PDMA pages. */
 TEST_F(region, pages_are_p2pdma_to_gup)
 {
 	size_t len = 16 * PAGE;
@@ -414,9 +421,9 @@ TEST_F(region, pages_are_p2pdma_to_gup)
 	ASSERT_NE(MAP_FAILED, anon);
 
 	EXPECT_EQ(0, gup_test_pin(p2p, len, FOLL_WRITE));
-	EXPECT_EQ((long)len, gup_test_pin(p2p, len, FOLL_WRITE | FOLL_PCI_P2PDMA));
-	EXPECT_EQ((long)len, gup_test_pin(anon, len, FOLL_WRITE));
-	EXPECT_EQ((long)len, gup_test_pin(anon, len, FOLL_WRITE | FOLL_PCI_P2PDMA));
+	EXPECT_EQ(16, gup_test_pin(p2p, len, FOLL_WRITE | FOLL_PCI_P2PDMA));
+	EXPECT_EQ(16, gup_test_pin(anon, len, FOLL_WRITE));
+	EXPECT_EQ(16, gup_test_pin(anon, len, FOLL_WRITE | FOLL_PCI_P2PDMA));
 
 	ASSERT_EQ(0, munmap(anon, len));
 	ASSERT_EQ(0, munmap(p2p, len));
@@ -483,53 +490,200 @@ TEST_F_TIMEOUT(region, unbind_revokes_a_live_mapping, 120)
 	EXPECT_EQ(0, info.handed_out_pages);
 }
 
-struct reader {
-	const char *dev;
-	char *buf;
-	size_t len;
-	int reads;
-	int err;
-};
+/* The throttled NVMe of the test bed (scripts/vm.sh): 1 MiB/s, so that I/O stays in flight. */
+#define SLOW_NVME_SERIAL "p2pmem-slow"
 
-static void *read_loop(void *arg)
+static __u64 now_ns(void)
 {
-	struct reader *r = arg;
-	ssize_t n;
+	struct timespec ts;
 
-	for (;;) {
-		n = direct_io(r->dev, false, r->buf, r->len, 0);
-		if (n != (ssize_t)r->len) {
-			r->err = n < 0 ? (int)-n : EIO;
-			return NULL;
-		}
-		r->reads++;
-	}
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }
 
-/* Unbind during O_DIRECT reads into p2p pages waits for the I/O, then completes. */
+/* Reads of @dev's queue in flight (/sys/block/X/inflight: "reads writes"), or -1. */
+static long inflight_reads(const char *dev)
+{
+	char path[PATH_MAX], buf[64];
+
+	snprintf(path, sizeof(path), "/sys/block/%s/inflight", strrchr(dev, '/') + 1);
+	if (sysfs_read(path, buf, sizeof(buf)))
+		return -1;
+	return strtol(buf, NULL, 10);
+}
+
+/* Whether a present PTE maps @addr in this process (/proc/self/pagemap bit 63): 1, 0 or -1. */
+static int pte_present(const void *addr)
+{
+	__u64 entry;
+	ssize_t n;
+	int fd;
+
+	fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = pread(fd, &entry, sizeof(entry), (uintptr_t)addr / PAGE * sizeof(entry));
+	close(fd);
+	if (n != sizeof(entry))
+		return -1;
+	return entry >> 63;
+}
+
+/* Whether @len bytes at @offset of BAR @bar of @bdf hold fill()'s pattern for @seed. */
+static bool bar_holds(const char *bdf, unsigned int bar, off_t offset, size_t len, __u32 seed)
+{
+	char path[PATH_MAX];
+	bool same;
+	void *mem;
+	int fd;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/resource%u", bdf, bar);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	mem = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, offset);
+	close(fd);
+	if (mem == MAP_FAILED)
+		return false;
+	same = check(mem, len, seed);
+	munmap(mem, len);
+	return same;
+}
+
+/* One O_DIRECT read, timed by the thread that does it. */
+struct timed_read {
+	const char *dev;
+	void *buf;
+	size_t len;
+	__u64 start_ns;
+	__u64 end_ns;
+	ssize_t ret;		/* bytes read, or -errno */
+	int done;
+};
+
+static void *timed_read(void *arg)
+{
+	struct timed_read *r = arg;
+
+	r->start_ns = now_ns();
+	r->ret = direct_io(r->dev, false, r->buf, r->len, 0);
+	r->end_ns = now_ns();
+	__atomic_store_n(&r->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/*
+ * Reads outstanding_pages while the unbind waits. A sample counts only once the buffer's PTE
+ * is gone: unbind unmapped it (its revoke step), so the unbind has started; and the read must
+ * succeed, which it does only until the unbind removes the attributes, at its end.
+ */
+struct counter_watch {
+	const char *bdf;
+	const void *buf;
+	int stop;
+	int samples;
+	unsigned long long max_outstanding;
+};
+
+static void *watch_outstanding(void *arg)
+{
+	struct counter_watch *w = arg;
+	unsigned long long v;
+
+	while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
+		if (pte_present(w->buf) == 0) {
+			v = region_attr(w->bdf, "outstanding_pages");
+			if (v != ULLONG_MAX) {
+				w->samples++;
+				if (v > w->max_outstanding)
+					w->max_outstanding = v;
+			}
+		}
+		usleep(1000);
+	}
+	return NULL;
+}
+
+/*
+ * Unbind during an O_DIRECT read into p2p pages waits for the read: the read, started before
+ * and still in flight at the unbind (throttled NVMe), completes in full with the disk's bytes,
+ * before the unbind returns; meanwhile the pages show as outstanding; then the mapping is
+ * revoked (SIGBUS, EFAULT for I/O) and the fd gets ENODEV.
+ */
 TEST_F_TIMEOUT(region, unbind_waits_for_o_direct_in_flight, 300)
 {
-	const char *const done[] = { self->bdf, "all back after", NULL };
-	struct reader r = { .dev = self->nvme_dev, .len = 8 * MIB };
-	pthread_t thread;
-	int kmsg;
+	struct timed_read r = { .len = 4 * MIB };
+	struct counter_watch w = { .bdf = self->bdf };
+	__u64 unbind_start, unbind_end;
+	pthread_t reader, watcher;
+	struct p2pmem_info info;
+	char slow[64];
+	bool in_flight = false;
+	void *host;
+	int i;
+
+	if (find_namespace(SLOW_NVME_SERIAL, slow, sizeof(slow)))
+		SKIP(return, "no throttled NVMe namespace (serial " SLOW_NVME_SERIAL ")");
+	r.dev = slow;
+
+	/* Known bytes on the slow disk, written from host memory (about 4 s). */
+	ASSERT_EQ(0, posix_memalign(&host, PAGE, r.len));
+	fill(host, r.len, 51);
+	ASSERT_EQ((ssize_t)r.len, direct_io(slow, true, host, r.len, 0));
+	free(host);
 
 	r.buf = map(self->fd, r.len);
 	ASSERT_NE(MAP_FAILED, r.buf);
-	kmsg = kmsg_open();
-	ASSERT_LE(0, kmsg);
-	ASSERT_EQ(0, pthread_create(&thread, NULL, read_loop, &r));
-	while (r.reads < 2 && !r.err)
-		usleep(10000);
-	ASSERT_EQ(0, r.err);
+	memset(r.buf, 0, r.len);
+	ASSERT_EQ(1, pte_present(r.buf));
+	w.buf = r.buf;
+	ASSERT_EQ(0, pthread_create(&watcher, NULL, watch_outstanding, &w));
+	ASSERT_EQ(0, pthread_create(&reader, NULL, timed_read, &r));
 
+	/* In flight: the slow queue holds a read and the reader has not returned (at most 10 s). */
+	for (i = 0; i < 1000; i++) {
+		in_flight = inflight_reads(slow) > 0 && !__atomic_load_n(&r.done, __ATOMIC_ACQUIRE);
+		if (in_flight || __atomic_load_n(&r.done, __ATOMIC_ACQUIRE))
+			break;
+		usleep(10000);
+	}
+	ASSERT_TRUE(in_flight);
+
+	unbind_start = now_ns();
 	ASSERT_EQ(0, pci_driver_file(P2PMEM_DRIVER, "unbind", self->bdf));
-	ASSERT_EQ(0, pthread_join(thread, NULL));
-	/* The reader's next I/O found its buffer revoked. */
-	EXPECT_EQ(EFAULT, r.err);
-	EXPECT_TRUE(kmsg_grep(kmsg, done, NULL, 0));
+	unbind_end = now_ns();
+	ASSERT_EQ(0, pthread_join(reader, NULL));
+	__atomic_store_n(&w.stop, 1, __ATOMIC_RELEASE);
+	ASSERT_EQ(0, pthread_join(watcher, NULL));
+	TH_LOG("read %lld bytes in %llu ms; unbind %llu ms, returned %llu ms after the read",
+	       (long long)r.ret, (r.end_ns - r.start_ns) / 1000000,
+	       (unbind_end - unbind_start) / 1000000,
+	       (long long)(unbind_end - r.end_ns) / 1000000);
+
+	/* The read was in flight when the unbind started, and done when it returned. */
+	EXPECT_EQ((ssize_t)r.len, r.ret);
+	EXPECT_LT(unbind_start, r.end_ns);
+	EXPECT_LE(r.end_ns, unbind_end);
+	/* Meanwhile the counter said pages were out (at most the 1024 of the buffer). */
+	EXPECT_LT(0, w.samples);
+	EXPECT_LT(0, w.max_outstanding);
+	EXPECT_GE(r.len / PAGE, w.max_outstanding);
+
+	/* Revoked: access raises SIGBUS, I/O into the buffer EFAULT, the fd ENODEV. */
+	EXPECT_EQ(0, pte_present(r.buf));
+	EXPECT_TRUE(access_raises_sigbus(r.buf));
+	EXPECT_EQ(-EFAULT, direct_io(slow, false, r.buf, PAGE, 0));
+	EXPECT_EQ(-ENODEV, p2pmem_info(self->fd, &info));
+	EXPECT_EQ(MAP_FAILED, map(self->fd, PAGE));
+	EXPECT_EQ(ENODEV, errno);
+
+	/*
+	 * The NVMe wrote the disk's bytes where the buffer's pages are: the first pages of the
+	 * region of a freshly bound device, in order. Read them through the BAR itself.
+	 */
+	EXPECT_TRUE(bar_holds(self->bdf, self->info.bar, self->info.region_offset, r.len, 51));
+
 	ASSERT_EQ(0, munmap(r.buf, r.len));
-	close(kmsg);
 	close(self->fd);
 	self->fd = -1;
 	ASSERT_EQ(0, pci_driver_file(P2PMEM_DRIVER, "bind", self->bdf));
