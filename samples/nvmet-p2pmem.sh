@@ -10,8 +10,10 @@
 #
 # p2pmem must be set before the namespace is enabled (afterwards: EBUSY); a BDF without
 # published p2pmem (p2pmem not bound, or loaded with pool_size=0) is refused with ENODEV.
-# nvmet allocates from the pool per request only on transports that DMA (nvmet-rdma with a
-# PCI RDMA device); over loop it checks the p2pmem distance at enable time.
+# At enable nvmet only checks that the memory can reach the block device. Per request only
+# nvmet-rdma (with a PCI RDMA device) allocates from the pool; over loop (this sample) or tcp
+# no I/O uses P2P memory. With "1", nvmet takes any published provider at the shortest
+# distance, at random among equals: an NVMe CMB bound to the nvme driver is one too.
 set -euo pipefail
 cfg=/sys/kernel/config/nvmet
 mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config
