@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Boots the cached test-bed kernel under QEMU (TCG) with virtme-ng and runs one command in the
-# guest, in the repository directory; exits with the command's status.
+# guest, in the repository directory, with the caller's P2PMEM_* variables; exits with the
+# command's status.
 #
 #   scripts/vm.sh [--timeout SECONDS] [--verbose] -- COMMAND [ARGS...]
 #
@@ -67,6 +68,14 @@ qemu_opts=(
 exec 8>"$vmdir/.lock"
 flock 8
 
+# The guest does not inherit our environment: hand it the P2PMEM_* variables (P2PMEM_TESTS,
+# P2PMEM_PROGRAM_TIMEOUT, ...) through env(1).
+guest_env=()
+while read -r var; do
+	guest_env+=("$var=${!var}")
+done < <(compgen -e | grep '^P2PMEM_')
+[ ${#guest_env[@]} -eq 0 ] || set -- env "${guest_env[@]}" "$@"
+
 # Guests hang rather than fail when something is wrong at boot: bound everything.
 # QEMU opens /proc/self/fd/1 and /proc/self/fd/2 with O_TRUNC for the guest's output: behind a
 # pipe, so that a log file the caller redirects into is never truncated.
@@ -81,4 +90,7 @@ timeout --kill-after=30 "$timeout_s" "$P2PMEM_VENV/bin/vng" "${verbose[@]}" \
 rc=${PIPESTATUS[0]}
 set -e
 [ $rc -eq 124 ] && log "the guest did not finish within ${timeout_s} s"
+# virtme returns 255 when the guest wrote no status: a panic, or a reset before the command's
+# end reached virtme's init (run_tests.sh reports its status itself before it resets a guest).
+[ $rc -eq 255 ] && log "the guest reported no exit status (panic or forced reset?)"
 exit $rc

@@ -22,6 +22,7 @@
  * revoked_ns   read: ktime_get_real_ns() when ->revoke() was last called, 0: not yet
  * released_ns  read: ktime_get_real_ns() when the revoked memory was freed, 0: not yet
  * result    read: what the last datapath or distance found
+ * leak      write 1: leaks one kmalloc(64) on purpose (the runner's kmemleak self-test)
  *
  * Writes fail with the errno of the step that failed.
  */
@@ -378,6 +379,21 @@ static int show(struct seq_file *m, void *v)
 	return 0;
 }
 
+/*
+ * The runner's kmemleak self-test: an object that nothing points to, named by
+ * its contents (kmemleak's hex dump) and by this function (its backtrace).
+ */
+static int leak_set(void *data, u64 val)
+{
+	char *p = kmalloc(64, GFP_KERNEL);
+
+	if (!p)
+		return -ENOMEM;
+	strscpy(p, "p2pmem_consumer leak on purpose", 64);
+	return 0;
+}
+DEFINE_DEBUGFS_ATTRIBUTE(leak_fops, NULL, leak_set, "%llu\n");
+
 static int open_show(struct inode *inode, struct file *file)
 {
 	return single_open(file, show, NULL);
@@ -403,6 +419,7 @@ static int __init consumer_init(void)
 	debugfs_create_file("revoked_ns", 0400, dir, NULL, &fops);
 	debugfs_create_file("released_ns", 0400, dir, NULL, &fops);
 	debugfs_create_file("result", 0400, dir, NULL, &fops);
+	debugfs_create_file_unsafe("leak", 0200, dir, NULL, &leak_fops);
 	return 0;
 }
 
