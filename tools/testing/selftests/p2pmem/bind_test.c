@@ -484,16 +484,19 @@ static void probe_under_faults(struct __test_metadata *_metadata, const char *bd
 	close(fd);
 }
 
+/* A small window (2 MiB pool, 2 MiB region) keeps each of the many probes short. */
+#define FAULT_WINDOW "size=0x400000 pool_size=0x200000"
+
 TEST_F_TIMEOUT(p2pmem, ivshmem_probe_unwinds_every_allocation_failure, 900)
 {
-	ASSERT_EQ(0, module_load(""));
+	ASSERT_EQ(0, module_load(FAULT_WINDOW));
 	ASSERT_EQ(0, pci_driver_file(P2PMEM_DRIVER, "unbind", self->ivshmem));
 	probe_under_faults(_metadata, self->ivshmem);
 }
 
 TEST_F_TIMEOUT(p2pmem, cmb_probe_unwinds_every_allocation_failure, 900)
 {
-	ASSERT_EQ(0, module_load(""));
+	ASSERT_EQ(0, module_load(FAULT_WINDOW));
 	ASSERT_EQ(0, pci_bind_override(self->cmb, P2PMEM_DRIVER));
 	ASSERT_EQ(0, pci_driver_file(P2PMEM_DRIVER, "unbind", self->cmb));
 	probe_under_faults(_metadata, self->cmb);

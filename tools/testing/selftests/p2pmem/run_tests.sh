@@ -1,73 +1,341 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Runs the p2pmem selftests inside the test-bed guest and prints their TAP,
-# then checks the kernel log and kmemleak, and ends with
+# Runs the p2pmem selftests inside the test-bed guest and prints their TAP, then ends with
 #   selftests: N passed, N failed, N skipped
-# Exits non-zero when anything failed. Every test program runs under a timeout.
+# and exits non-zero when anything failed.
+#
+#   run_tests.sh            the programs in $P2PMEM_TESTS (default: all), with the checks below
+#   run_tests.sh --budget   prints how many seconds a run of those programs may take at most
+#
+# Around the programs:
+# - kmemleak self-test first: the test consumer leaks one object on purpose, and the
+#   scan-wait-scan below must report it; the same scan at the end must report nothing.
+# - After every program, its part of the kernel log must be clean: no WARN, BUG, KASAN, UBSAN,
+#   lockdep, RCU stall, hung task, soft lockup or atomic-sleep report, no new taint (but the
+#   O and E an out-of-tree module sets), and no record at KERN_WARNING or worse from p2pmem or
+#   p2pmem_consumer unless expect_warn below says that program provokes it.
+# - Every program has its own timeout. One that cannot be killed (a task stuck in the kernel,
+#   e.g. an unbind that never finishes) ends the run: the rest are skipped, and once the
+#   summary is printed the guest is reset, since it could not shut down by itself.
 set -u
 cd "$(dirname "$0")"
 TOP=$(cd ../../../.. && pwd)
 export P2PMEM_KO=${P2PMEM_KO:-$TOP/p2pmem.ko}
+CONSUMER_KO=${P2PMEM_CONSUMER_KO:-$PWD/consumer/p2pmem_consumer.ko}
 TESTS=${P2PMEM_TESTS:-bind_test region_test gup_test nvmet_test.sh consumer_test.sh stress_test}
-PROGRAM_TIMEOUT=${P2PMEM_PROGRAM_TIMEOUT:-1500}
+
+# Seconds each program may take under TCG with KASAN, lockdep and kmemleak: about three times
+# what it took in a clean run (README: "How long the tests take"). P2PMEM_PROGRAM_TIMEOUT
+# overrides them all (e.g. for a long stress run).
+declare -A timeout_s=(
+	[bind_test]=1500
+	[region_test]=420
+	[gup_test]=300
+	[nvmet_test.sh]=300
+	[consumer_test.sh]=240
+	[stress_test]=420
+)
+DEFAULT_TIMEOUT=300
+# What the run costs besides the programs: the kmemleak self-test and final scan, the log checks.
+OVERHEAD=180
+
+# Records at KERN_WARNING or worse from p2pmem that a program provokes on purpose (an extended
+# regular expression; any other such record fails the program).
+declare -A expect_warn=(
+	# Module parameters and devices it must refuse, and the driver core's "probe ... failed";
+	# the probes that fail on purpose under fault injection say which step failed.
+	[bind_test]='is not a BAR index|is not a multiple of 2 MiB|does not fit in BAR|is not an implemented memory BAR|without a Controller Memory Buffer|cannot donate memory|probe of [0-9a-f:.]+ failed with error'\
+'|memremap_pages: |kernel P2PDMA pool: |no P2PDMA provider: |BAR [0-5] is busy'\
+'|cannot map the registers to disable the CMB'
+	# The slow long-term holder is named while unbind waits for it.
+	[consumer_test.sh]='p2pmem_consumer has not released its P2PDMA memory'
+)
+
+# Reports that fail whichever program they appear under, at any log level.
+BAD='WARNING:|BUG:|KASAN|UBSAN|general protection|Oops|kernel BUG|Kernel panic|'\
+'possible circular locking|possible recursive locking|inconsistent lock state|'\
+'suspicious RCU|lock held when returning|rcu_sched self-detected stall|rcu: INFO:|'\
+'detected stall|INFO: task .* blocked for more than|hung_task|soft lockup|'\
+'sleeping function called from invalid context|refcount_t:|list_add corruption|'\
+'list_del corruption'
+# Taint bits an out-of-tree module sets: O (12) and E (13, unsigned).
+TAINT_EXPECTED=$(((1 << 12) | (1 << 13)))
+TAINT_LETTERS=PFSRMBUDAWCIOELKXTNJ
+
+budget() {
+	local t total=$OVERHEAD
+	for t in $TESTS; do
+		total=$((total + ${P2PMEM_PROGRAM_TIMEOUT:-${timeout_s[$t]:-$DEFAULT_TIMEOUT}}))
+	done
+	echo "$total"
+}
+if [ "${1:-}" = --budget ]; then
+	budget
+	exit 0
+fi
 
 pass=0 fail=0 skip=0
+ok() { echo "ok - $1"; pass=$((pass + 1)); }
+not_ok() { echo "not ok - $1"; fail=$((fail + 1)); }
+comment() { sed 's/^/# /'; }
 tap_count() { # file: adds its per-test results to the totals
 	local p f s
-	p=$(grep -cE '^ok [0-9]+ ' "$1" | head -n 1)
-	s=$(grep -cE '^ok [0-9]+ .*# SKIP' "$1" | head -n 1)
-	f=$(grep -cE '^not ok [0-9]+ ' "$1" | head -n 1)
+	p=$(grep -cE '^ok [0-9]+ ' "$1")
+	s=$(grep -cE '^ok [0-9]+ .*# SKIP' "$1")
+	f=$(grep -cE '^not ok [0-9]+ ' "$1")
 	pass=$((pass + p - s)) skip=$((skip + s)) fail=$((fail + f))
 }
+summary() {
+	echo "selftests: $pass passed, $fail failed, $skip skipped"
+}
 
-mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
-kmemleak=/sys/kernel/debug/kmemleak
-if [ -w "$kmemleak" ]; then
-	# Forget what boot leaked (not ours); report only what the tests leak.
-	echo scan >"$kmemleak"
-	echo clear >"$kmemleak"
+if [ "$(id -u)" -ne 0 ]; then
+	echo "1..0 # SKIP needs root"
+	skip=1
+	summary
+	exit 4
 fi
-dmesg -C
+mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
+KMEMLEAK=/sys/kernel/debug/kmemleak
 
+# --- the kernel log, one program at a time ---------------------------------------------------
+mark_log() { # what: logs a unique mark and sets $mark to it, for log_since
+	mark="selftests: p2pmem: $1 at $(date +%s.%N)"
+	echo "<6>$mark" >/dev/kmsg
+}
+log_since() { # mark: the raw records ("<level>[time] text") logged after it; 1 if it is gone
+	dmesg -r | awk -v m="$1" 'found { print } index($0, m) { found = 1 } END { exit !found }'
+}
+taint_masked() {
+	echo $(($(cat /proc/sys/kernel/tainted) & ~TAINT_EXPECTED))
+}
+taint_names() { # bits
+	local i out=""
+	for ((i = 0; i < ${#TAINT_LETTERS}; i++)); do
+		(($1 >> i & 1)) && out="$out ${TAINT_LETTERS:i:1}(bit $i)"
+	done
+	out=${out# }
+	echo "${out:-none}"
+}
+# Checks what program $1 left in the log since mark $2 and the taint since value $3.
+check_log() {
+	local t=$1 mark=$2 taint0=$3 taint1 allow=${expect_warn[$1]:-} found=0
+	local log=/tmp/p2pmem-kmsg.$t
+
+	{
+		if ! log_since "$mark" >"$log"; then
+			found=1
+			echo "the log since $t started is gone (overwritten: more than the buffer logged?)"
+		fi
+		if grep -nE "$BAD" "$log" >"$log.bad"; then
+			found=1
+			echo "kernel reports:"
+			head -n 20 "$log.bad"
+			echo "log from the first one:"
+			sed -n "$(head -n 1 "$log.bad" | cut -d: -f1),+59p" "$log"
+		fi
+		# p2pmem's own records at KERN_WARNING (4) or worse: "p2pmem: ...", "p2pmem_consumer: ..."
+		# (pr_*) or "p2pmem 0000:03:00.0: ..." (dev_*).
+		awk '{
+			if (match($0, /^<[0-9]+>/)) {
+				lvl = substr($0, 2, RLENGTH - 2) % 8
+				text = substr($0, RLENGTH + 1)
+				sub(/^\[[^]]*\] ?/, "", text)
+				if (lvl <= 4 && text ~ /^p2pmem(_consumer)?(: | [0-9a-f]+:[0-9a-f]+:)/)
+					print "<" lvl "> " text
+			}
+		}' "$log" >"$log.warn"
+		if [ -n "$allow" ]; then
+			grep -vE "$allow" "$log.warn" >"$log.warn2"
+		else
+			cp "$log.warn" "$log.warn2"
+		fi
+		if [ -s "$log.warn2" ]; then
+			found=1
+			echo "p2pmem records at KERN_WARNING or worse that $t does not expect:"
+			head -n 20 "$log.warn2"
+		fi
+		taint1=$(taint_masked)
+		if [ "$taint1" -ne "$taint0" ]; then
+			found=1
+			echo "kernel taint changed: $(taint_names "$taint0") -> $(taint_names "$taint1")"
+		fi
+	} >"$log.why"
+	if [ $found -eq 0 ]; then
+		ok "$t: kernel log clean"
+	else
+		not_ok "$t: kernel log clean"
+		comment <"$log.why"
+	fi
+}
+
+# --- bounded commands --------------------------------------------------------------------------
+# Runs command $3... with output to $2 in its own session for at most $1 seconds; returns its
+# status, 124 when it timed out and was killed, 125 when it or anything it started could not be
+# killed (a task stuck in the kernel, e.g. an unbind that never finishes: timeout(1) would wait
+# for it forever, and so would the next program).
+session_alive() { # sid
+	ps -e -o sid= | awk -v s="$1" '$1 == s { found = 1 } END { exit !found }'
+}
+bounded() {
+	local limit=$1 out=$2 pid i rc
+	shift 2
+
+	setsid "$@" >"$out" 2>&1 </dev/null &
+	pid=$!
+	for ((i = 0; i < limit; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -TERM -- "-$pid" 2>/dev/null
+		sleep 5
+		rc=124
+	else
+		wait "$pid"
+		rc=$?
+		session_alive "$pid" || return $rc
+	fi
+	# Whatever is left of the session: killed, and it must go.
+	kill -KILL -- "-$pid" 2>/dev/null
+	for ((i = 0; i < 20; i++)); do
+		session_alive "$pid" || break
+		sleep 1
+	done
+	session_alive "$pid" && return 125
+	wait "$pid" 2>/dev/null
+	return $rc
+}
+# After a command that cannot be killed: the blocked tasks' stacks (sysrq w), as comments.
+wedged=""
+report_wedge() { # what
+	wedged=$1
+	echo 1 >/proc/sys/kernel/sysrq
+	mark_log "wedged: $1"
+	echo w >/proc/sysrq-trigger
+	sleep 2
+	log_since "$mark" | sed -nE 's/^<[0-9]+>(\[[^]]*\] ?)?//p' | head -n 100 | comment
+}
+
+# --- kmemleak ---------------------------------------------------------------------------------
+# Prints what kmemleak reports, after two scans more than 5 s apart: it reports no object
+# younger than 5 s. Every write is bounded: a scan does not take device locks, but be sure.
+kmemleak_report() { # file
+	bounded 300 /dev/null sh -c "echo scan >$KMEMLEAK" || return 1
+	sleep 6
+	bounded 300 /dev/null sh -c "echo scan >$KMEMLEAK" || return 1
+	bounded 60 "$1" cat "$KMEMLEAK"
+}
+kmemleak_clear() {
+	bounded 300 /dev/null sh -c "echo clear >$KMEMLEAK"
+}
+unload_modules() {
+	local m rc
+
+	for m in p2pmem_consumer p2pmem; do
+		[ -d "/sys/module/$m" ] || continue
+		bounded 120 /tmp/p2pmem-rmmod.log rmmod "$m"
+		rc=$?
+		if [ $rc -eq 125 ]; then
+			not_ok "rmmod $m cannot finish: a task is stuck in the kernel"
+			report_wedge "rmmod $m"
+			return 1
+		fi
+		[ $rc -eq 0 ] || { not_ok "rmmod $m (status $rc)"; comment </tmp/p2pmem-rmmod.log; }
+	done
+	return 0
+}
+# The checker's self-test: the consumer leaks one object, which the report must name.
+kmemleak_self_test() {
+	local what="kmemleak self-test: an injected leak is reported"
+
+	unload_modules || return
+	if ! bounded 120 /tmp/p2pmem-insmod.log sh -c "insmod $P2PMEM_KO && insmod $CONSUMER_KO"
+	then
+		not_ok "$what (cannot load $P2PMEM_KO and $CONSUMER_KO)"
+		comment </tmp/p2pmem-insmod.log
+	else
+		# From a child that exits: a stale copy of the pointer on a live stack would hide it.
+		sh -c 'echo 1 >/sys/kernel/debug/p2pmem_consumer/leak'
+		kmemleak_report /tmp/p2pmem-kmemleak.self
+		if awk '/^unreferenced object/ { rec = "" } { rec = rec $0 "\n" }
+			/leak_set\+0x|  p2pmem_consumer/ && rec ~ /^unreferenced object/ { found = 1 }
+			END { exit !found }' /tmp/p2pmem-kmemleak.self; then
+			ok "$what"
+		else
+			not_ok "$what"
+			echo "kmemleak reported (first 40 lines):" | comment
+			head -n 40 /tmp/p2pmem-kmemleak.self | comment
+		fi
+	fi
+	kmemleak_clear
+	unload_modules
+}
+
+if [ -w "$KMEMLEAK" ]; then
+	# Forget what boot leaked (not ours), including what the self-test's scans find.
+	kmemleak_clear
+	kmemleak_self_test
+else
+	not_ok "kmemleak is not available (CONFIG_DEBUG_KMEMLEAK?)"
+fi
+
+# --- the programs -----------------------------------------------------------------------------
 for t in $TESTS; do
-	echo "# ===== $t"
-	timeout --kill-after=10 "$PROGRAM_TIMEOUT" "./$t" >"/tmp/$t.tap" 2>&1
+	if [ -n "$wedged" ]; then
+		echo "ok - $t # SKIP not run: $wedged is stuck in the kernel"
+		skip=$((skip + 1))
+		continue
+	fi
+	limit=${P2PMEM_PROGRAM_TIMEOUT:-${timeout_s[$t]:-$DEFAULT_TIMEOUT}}
+	echo "# ===== $t (timeout $limit s)"
+	mark_log "begin $t"
+	taint0=$(taint_masked)
+	start=$(date +%s)
+	bounded "$limit" "/tmp/$t.tap" "./$t"
 	rc=$?
 	cat "/tmp/$t.tap"
+	echo "# $t: status $rc after $(($(date +%s) - start)) s"
 	tap_count "/tmp/$t.tap"
-	if [ $rc -ne 0 ] && ! grep -qE '^not ok ' "/tmp/$t.tap"; then
-		echo "not ok - $t exited with status $rc (124: timed out)"
-		fail=$((fail + 1))
-	fi
+	case $rc in
+	0) ;;
+	4)
+		grep -qE '^ok [0-9]+ ' "/tmp/$t.tap" || { echo "ok - $t # SKIP"; skip=$((skip + 1)); }
+		;;
+	124) not_ok "$t timed out after $limit s" ;;
+	125)
+		not_ok "$t timed out after $limit s and cannot be killed: a task is stuck in the kernel"
+		report_wedge "$t"
+		;;
+	*) grep -qE '^not ok ' "/tmp/$t.tap" || not_ok "$t exited with status $rc" ;;
+	esac
+	check_log "$t" "$mark" "$taint0"
 done
 
-# The kernel log must be clean: no WARN, BUG, KASAN, lockdep or leak report.
-echo "# ===== kernel log"
-bad='WARNING:|BUG:|KASAN|UBSAN|general protection|Oops|possible circular locking|possible recursive locking|inconsistent lock state|INFO: task .* blocked|suspicious RCU|refcount_t:'
-if dmesg | grep -E "$bad" >/tmp/dmesg.bad; then
-	echo "not ok - kernel log has reports"
-	sed 's/^/# /' /tmp/dmesg.bad | head -n 40
-	dmesg | tail -n 80 | sed 's/^/# dmesg: /'
-	fail=$((fail + 1))
-else
-	echo "ok - kernel log has no WARN, BUG, KASAN or lockdep report"
-	pass=$((pass + 1))
-fi
-if [ -w "$kmemleak" ]; then
-	echo scan >"$kmemleak"
-	if [ -s "$kmemleak" ]; then
-		echo "not ok - kmemleak reports leaks"
-		sed 's/^/# /' "$kmemleak" | head -n 60
-		fail=$((fail + 1))
+# --- kmemleak after everything ----------------------------------------------------------------
+if [ -w "$KMEMLEAK" ]; then
+	if ! kmemleak_report /tmp/p2pmem-kmemleak.end; then
+		not_ok "kmemleak reports no leak (the scan did not finish)"
+	elif grep -q '^unreferenced object' /tmp/p2pmem-kmemleak.end; then
+		not_ok "kmemleak reports no leak ($(grep -c '^unreferenced object' \
+			/tmp/p2pmem-kmemleak.end) unreferenced objects)"
+		head -n 80 /tmp/p2pmem-kmemleak.end | comment
 	else
-		echo "ok - kmemleak reports no leak"
-		pass=$((pass + 1))
+		ok "kmemleak reports no leak"
 	fi
-else
-	echo "not ok - kmemleak is not available (CONFIG_DEBUG_KMEMLEAK?)"
-	fail=$((fail + 1))
 fi
 
-echo "selftests: $pass passed, $fail failed, $skip skipped"
+summary
+if [ -n "$wedged" ]; then
+	# The guest cannot power off while a task holds a device lock (device_shutdown() takes
+	# every one), and virtme never reports our status while a child of ours is stuck. So:
+	# report the status on virtme's channel ourselves, then reset (no device shutdown; QEMU
+	# runs with -no-reboot, so a reset ends it).
+	[ -e /dev/virtme.ret ] && bounded 10 /dev/null sh -c 'echo 1 >/dev/virtme.ret'
+	bounded 10 /dev/null sync
+	sleep 2
+	echo 1 >/proc/sys/kernel/sysrq
+	echo b >/proc/sysrq-trigger
+fi
 [ $fail -eq 0 ]
