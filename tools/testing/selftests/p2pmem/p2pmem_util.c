@@ -261,7 +261,9 @@ int module_load(const char *params)
 	char all[512];
 	int fd, ret = 0;
 
-	if (snprintf(all, sizeof(all), "test_interfaces=1 %s", params) >= (int)sizeof(all))
+	/* A Rust module parameter can be set once (EEXIST): only add it when not given. */
+	if (snprintf(all, sizeof(all), "%s%s", strstr(params, "test_interfaces=") ? "" :
+		     "test_interfaces=1 ", params) >= (int)sizeof(all))
 		return -E2BIG;
 	fd = open(ko ? ko : "./p2pmem.ko", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)

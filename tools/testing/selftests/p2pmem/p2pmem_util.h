@@ -73,8 +73,8 @@ int pci_restore_default_driver(const char *bdf);
 int pci_driver_file(const char *driver, const char *file, const char *bdf);
 
 /*
- * Loads p2pmem.ko ($P2PMEM_KO, default ./p2pmem.ko) with test_interfaces=1 and @params (which
- * may override it: the last value wins).
+ * Loads p2pmem.ko ($P2PMEM_KO, default ./p2pmem.ko) with @params, and test_interfaces=1 unless
+ * @params sets it.
  */
 int module_load(const char *params);
 /* Unloads p2pmem; 0 when it was not loaded. */
