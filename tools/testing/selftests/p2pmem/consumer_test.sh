@@ -69,6 +69,8 @@ bound_to() { [ "$(pci_driver_of "$1")" = "$2" ]; }
 unbound() { [ -z "$(pci_driver_of "$1")" ]; }
 loaded() { [ -d "/sys/module/$1" ]; }
 pool() { cat "/sys/bus/pci/devices/$ivshmem/p2pmem/$1"; }
+# p2pmem's own counters of the same pool (p2pmem_region/), read independently of the kernel's.
+region() { cat "/sys/bus/pci/devices/$ivshmem/p2pmem_region/$1"; }
 bind_ivshmem() {
 	timeout 60 sh -c "echo $ivshmem > $BIND" && bound_to "$ivshmem" p2pmem && [ -d "/sys/bus/pci/devices/$ivshmem/p2pmem" ]
 }
@@ -80,7 +82,8 @@ holds_one_mib() {
 	size=$(pool size)
 	echo "$ivshmem 1048576" >"$DBG/hold" || return 1
 	avail=$(pool available)
-	[ "$(cat "$DBG/held")" = 1048576 ] && [ $((size - avail)) = 1048576 ]
+	[ "$(cat "$DBG/held")" = 1048576 ] && [ $((size - avail)) = 1048576 ] &&
+		[ "$(region pool_bytes)" = "$size" ] && [ "$(region pool_free_bytes)" = "$avail" ]
 }
 # Starts hold_mapping on ivshmem's /dev/p2pmemN, fed by a fifo on fd 5; 0 once it is ready.
 holder_start() {
@@ -208,6 +211,8 @@ check "1 s after ->revoke(), unbind still waits and the holder still holds" \
 	sh -c "kill -0 $ub && [ ! -e $TMP/unbind_end ] && [ \$(cat $DBG/held) = 1048576 ]"
 check "while unbind waits, our pool still lends the holder's 1 MiB" \
 	test $((size - $(pool available))) = 1048576
+check "while unbind waits, p2pmem_region/pool_free_bytes shows that 1 MiB out" \
+	test $(($(region pool_bytes) - $(region pool_free_bytes))) = 1048576
 wait_bounded $ub 150
 ub_rc=$?
 check "unbind completes; ivshmem is unbound" sh -c "[ $ub_rc = 0 ] && [ ! -e /sys/bus/pci/devices/$ivshmem/driver ]"

@@ -1,12 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Probe unwinding under allocation failures: every slab allocation of a bind fails in turn
- * (/proc/thread-self/fail-nth with failslab). Not part of the default run (run_tests.sh): the
- * faults also land in kernel code outside p2pmem that runs in the binding task (the PCI core's
- * ACPI power management), and on 7.3.4 one of those paths reports a KASAN use-after-free in
- * acpi_ns_get_attached_object() after an injected failure. Confining the faults to p2pmem's
- * frames needs CONFIG_FAULT_INJECTION_STACKTRACE_FILTER. Run it by hand:
- *   scripts/vm.sh -- env P2PMEM_TESTS=probe_fault_test tools/testing/selftests/p2pmem/run_tests.sh
+ * Probe unwinding under allocation failures: every slab allocation that p2pmem's probe makes
+ * (itself or through the kernel functions it calls) fails in turn (/proc/thread-self/fail-nth
+ * with failslab). The faults are confined to call chains that pass through p2pmem.ko's code
+ * (failslab's require-start/require-end, CONFIG_FAULT_INJECTION_STACKTRACE_FILTER): the binding
+ * task also runs the PCI core's ACPI power management, whose own error path reports a KASAN
+ * use-after-free in acpi_ns_get_attached_object() on 7.3.4 when one of its allocations fails.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -54,6 +53,45 @@ static bool bound_to(const char *bdf, const char *driver)
 #define FAILSLAB "/sys/kernel/debug/failslab/"
 #define MAX_FAULTS 3000
 
+/*
+ * Confines failslab to allocations with a p2pmem.ko frame among the innermost 32 return
+ * addresses: [start, end) is the module's core memory as /proc/modules gives it (its text
+ * first, then its data, which holds no return address). 0 on success.
+ */
+static int failslab_confine_to_p2pmem(void)
+{
+	unsigned long size, base = 0;
+	char line[256], name[64], val[32];
+	FILE *f = fopen("/proc/modules", "re");
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%63s %lu %*s %*s %*s %lx", name, &size, &base) == 3 &&
+		    !strcmp(name, P2PMEM_DRIVER))
+			break;
+		base = 0;
+	}
+	fclose(f);
+	/* 0: not loaded, or the address hidden (kptr_restrict). */
+	if (!base)
+		return -ENOENT;
+	snprintf(val, sizeof(val), "0x%lx", base);
+	if (sysfs_write(FAILSLAB "require-start", val))
+		return -EIO;
+	snprintf(val, sizeof(val), "0x%lx", base + size);
+	if (sysfs_write(FAILSLAB "require-end", val))
+		return -EIO;
+	return sysfs_write(FAILSLAB "stacktrace-depth", "32") ? -EIO : 0;
+}
+
+/* Every call chain again (failslab's defaults). */
+static void failslab_unconfine(void)
+{
+	sysfs_write(FAILSLAB "require-start", "0");
+	sysfs_write(FAILSLAB "require-end", "0xffffffffffffffff");
+}
+
 /* Whether sysfs shows nothing of a binding of @bdf: no driver, no p2pmem attributes, no node. */
 static bool nothing_left(const char *bdf)
 {
@@ -92,6 +130,9 @@ static void probe_under_faults(struct __test_metadata *_metadata, const char *bd
 
 	if (access(FAILSLAB "ignore-gfp-wait", W_OK))
 		SKIP(return, FAILSLAB " is missing (CONFIG_FAILSLAB, FAULT_INJECTION_DEBUG_FS)");
+	if (access(FAILSLAB "require-start", W_OK))
+		SKIP(return, "no failslab stack filter (CONFIG_FAULT_INJECTION_STACKTRACE_FILTER)");
+	ASSERT_EQ(0, failslab_confine_to_p2pmem());
 	ASSERT_EQ(0, sysfs_write(FAILSLAB "ignore-gfp-wait", "N"));
 	ASSERT_EQ(0, sysfs_write(FAILSLAB "verbose", "0"));
 	fail = open("/proc/thread-self/fail-nth", O_RDWR | O_CLOEXEC);
@@ -141,6 +182,7 @@ static void probe_under_faults(struct __test_metadata *_metadata, const char *bd
 	}
 	close(fail);
 	sysfs_write(FAILSLAB "ignore-gfp-wait", "Y");
+	failslab_unconfine();
 	TH_LOG("%s: %d faults injected, %d failed the bind, %d absorbed", bdf, injected,
 	       injected - bound_anyway, bound_anyway);
 	ASSERT_LE(nth, MAX_FAULTS);

@@ -8,6 +8,8 @@
 #   run_tests.sh            the programs in $P2PMEM_TESTS (default: all), with the checks below
 #   run_tests.sh --budget   prints how many seconds a run of those programs may take at most
 #
+# P2PMEM_ARGS gives every program the same arguments (kselftest_harness's "-t TEST", say).
+#
 # Around the programs:
 # - kmemleak self-test first: the test consumer leaks one object on purpose, and the
 #   scan-wait-scan below must report it; the same scan at the end must report nothing.
@@ -23,17 +25,18 @@ cd "$(dirname "$0")"
 TOP=$(cd ../../../.. && pwd)
 export P2PMEM_KO=${P2PMEM_KO:-$TOP/p2pmem.ko}
 CONSUMER_KO=${P2PMEM_CONSUMER_KO:-$PWD/consumer/p2pmem_consumer.ko}
-TESTS=${P2PMEM_TESTS:-bind_test region_test gup_test nvmet_test.sh consumer_test.sh stress_test}
+TESTS=${P2PMEM_TESTS:-bind_test probe_fault_test region_test gup_test nvmet_test.sh consumer_test.sh stress_test}
 
 # Seconds each program may take under TCG with KASAN, lockdep and kmemleak: about three times
 # what it took in a clean run (README: "How long the tests take"). P2PMEM_PROGRAM_TIMEOUT
 # overrides them all (e.g. for a long stress run).
 declare -A timeout_s=(
-	[bind_test]=1500
+	[bind_test]=600
+	[probe_fault_test]=900
 	[region_test]=420
 	[gup_test]=300
 	[nvmet_test.sh]=300
-	[consumer_test.sh]=240
+	[consumer_test.sh]=480
 	[stress_test]=420
 )
 DEFAULT_TIMEOUT=300
@@ -43,11 +46,15 @@ OVERHEAD=180
 # Records at KERN_WARNING or worse from p2pmem that a program provokes on purpose (an extended
 # regular expression; any other such record fails the program).
 declare -A expect_warn=(
-	# Module parameters and devices it must refuse, and the driver core's "probe ... failed";
-	# the probes that fail on purpose under fault injection say which step failed.
-	[bind_test]='is not a BAR index|is not a multiple of 2 MiB|does not fit in BAR|is not an implemented memory BAR|without a Controller Memory Buffer|cannot donate memory|probe of [0-9a-f:.]+ failed with error'\
-'|memremap_pages: |kernel P2PDMA pool: |no P2PDMA provider: |BAR [0-5] is busy'\
-'|cannot map the registers to disable the CMB'
+	# Module parameters and devices it must refuse; the driver core's line for a probe that
+	# fails with EINVAL (drivers/base/dd.c; ENODEV and ENXIO are logged at debug level).
+	[bind_test]='is not a BAR index|is not a multiple of 2 MiB|does not fit in BAR|is not an implemented memory BAR|without a Controller Memory Buffer|cannot donate memory'\
+'|probe with driver p2pmem failed with error -22$'
+	# The probes failed on purpose by fault injection say which step failed, and the driver
+	# core says the probe failed with ENOMEM (or EBUSY: pci_request_region()'s failed
+	# allocation).
+	[probe_fault_test]='cannot donate memory|memremap_pages: |kernel P2PDMA pool: |no P2PDMA provider: |BAR [0-5] is busy'\
+'|cannot map the registers to disable the CMB|probe with driver p2pmem failed with error -(12|16)$'
 	# nvmet refusing our BDF with the pool unpublished or absent: the kernel's own line, logged
 	# on our device.
 	[nvmet_test.sh]='PCI device has no peer-to-peer memory'
@@ -296,7 +303,8 @@ for t in $TESTS; do
 	mark_log "begin $t"
 	taint0=$(taint_masked)
 	start=$(date +%s)
-	bounded "$limit" "/tmp/$t.tap" "./$t"
+	# shellcheck disable=SC2086 # P2PMEM_ARGS: the harness's options, e.g. "-t TEST".
+	bounded "$limit" "/tmp/$t.tap" "./$t" ${P2PMEM_ARGS:-}
 	rc=$?
 	cat "/tmp/$t.tap"
 	echo "# $t: status $rc after $(($(date +%s) - start)) s"

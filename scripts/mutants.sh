@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Mutation check of the selftests: builds p2pmem.ko with one known defect at a time (or at an
+# older commit), boots the test bed once per mutant with the selftests that must catch it, and
+# prints a table of what went red. Every mutant must be caught: the command exits non-zero when
+# one survives (its selftests passed), and when a mutation no longer applies to the source.
+#
+#   scripts/mutants.sh              every mutant below
+#   scripts/mutants.sh NAME...      those mutants only
+#   scripts/mutants.sh --list       their names and what each breaks
+#
+# Slow (a boot, a module build and minutes of selftests per mutant), so it is run by hand and
+# its table goes into the closing notes, not into CI. Each mutant's full guest log (with the
+# kernel console) is kept in $P2PMEM_CACHE/mutants/NAME/run.log.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+cd "$P2PMEM_ROOT"
+
+# name | file | text in the file | what replaces it | selftests to run | what it breaks
+# A second edit of the same mutant is a further line with the same name. A file of "rev:X"
+# builds the module of commit X as it was (the regression tests' red-before runs).
+MUTANTS=$(cat <<'EOF'
+no-return|src/pgmap.rs|this.owner.page_freed(pfn.wrapping_sub(this.first_pfn));|let _ = pfn;|region_test|folio_free forgets to give the page back to the tracker
+leaked-ref|src/pgmap.rs|unsafe { p2p_bindings::p2pmem_put_page(self.page.as_ptr()) };|let _ = self.page;|region_test|every page handed out keeps one reference too many (a leak)
+no-zap|src/cdev.rs|unsafe { bindings::unmap_mapping_range((*self.ptr.as_ptr()).i_mapping, 0, 0, 1) };|let _ = self.ptr;|region_test|unbind does not unmap the user mappings
+early-free|src/pgmap.rs|if unsafe { p2p_bindings::p2pmem_page_count(page) } != 0 {|if unsafe { p2p_bindings::p2pmem_page_count(page) } < 0 {|stress_test|a page goes back to the allocator while mapped, and is handed out again (two users, one page: lost DMA)
+early-free|src/pgmap.rs|Ok(page) => page.insert_into(mixed, address),|Ok(page) => { let r = page.insert_into(mixed, address); self.owner.page_freed(index); r }|stress_test|
+early-free|src/region.rs|self.hint.store(word, Ordering::Relaxed);|self.hint.store(0, Ordering::Relaxed);|stress_test|
+probe-leak|src/p2pmem.rs|let enabled = pci_bar::MemEnabled::new(pdev)?;|let enabled = pci_bar::MemEnabled::new(pdev)?; core::mem::forget(KBox::new([0u8; 64], GFP_KERNEL)?);|bind_test|every probe leaks 64 bytes
+layout-guard|src/p2pdma.rs|.add(size_of::<bindings::dev_pagemap>())|.add(size_of::<bindings::dev_pagemap>() - 8)|bind_test|the kernel's struct pci_p2pdma_pagemap seen with another layout: the provider pointer is not where the module looks
+old-inode|rev:b546a0e|||bind_test -t node_on_an_unmounted_tmpfs_is_not_kept|the module before issue 9: keeps the first opener's inode (a tmpfs node, then unmounted)
+EOF
+)
+
+if [ "${1:-}" = --list ]; then
+	echo "$MUTANTS" | awk -F'|' '$6 != "" { printf "%-14s %s\n", $1, $6 }'
+	exit 0
+fi
+names=("$@")
+[ ${#names[@]} -gt 0 ] || mapfile -t names < <(echo "$MUTANTS" | cut -d'|' -f1 | uniq)
+
+kdir=$(prepare_module) || die "cannot build the module"
+make -s -C tools/testing/selftests/p2pmem KDIR="$kdir" LLVM="$LLVM_SUFFIX" \
+	P2PMEM_SYMVERS="$P2PMEM_ROOT/Module.symvers" >/dev/null || die "cannot build the selftests"
+
+# Applies one edit to a file: the text must be there exactly once.
+edit() { # file old new
+	python3 - "$@" <<-'PY'
+		import sys
+		path, old, new = sys.argv[1:4]
+		text = open(path).read()
+		if text.count(old) != 1:
+		    sys.exit(f"{path}: the mutation's text occurs {text.count(old)} times, not once")
+		open(path, "w").write(text.replace(old, new))
+	PY
+}
+
+build_mutant() { # name dir
+	local name=$1 dir=$2 file old new rest
+	rm -rf "$dir"
+	mkdir -p "$dir/tree"
+	while IFS='|' read -r n file old new rest; do
+		[ "$n" = "$name" ] || continue
+		if [[ "$file" == rev:* ]]; then
+			git archive "${file#rev:}" | tar -x -C "$dir/tree" || return 1
+			continue
+		fi
+		[ -e "$dir/tree/Kbuild" ] || cp -r src include scripts Kbuild Makefile "$dir/tree/"
+		edit "$dir/tree/$file" "$old" "$new" || return 1
+	done <<<"$MUTANTS"
+	make -s -C "$dir/tree" KDIR="$kdir" modules >"$dir/build.log" 2>&1 ||
+		{ tail -n 20 "$dir/build.log"; return 1; }
+	cp "$dir/tree/p2pmem.ko" "$dir/p2pmem.ko"
+}
+
+caught=0 survived=0 broken=0
+table=()
+for name in "${names[@]}"; do
+	line=$(echo "$MUTANTS" | awk -F'|' -v n="$name" '$1 == n { print; exit }')
+	[ -n "$line" ] || die "no mutant named $name (--list)"
+	IFS='|' read -r _ _ _ _ tests what <<<"$line"
+	dir=$P2PMEM_CACHE/mutants/$name
+	log "mutant $name: $what"
+	if ! build_mutant "$name" "$dir"; then
+		table+=("$name|does not build or apply|-")
+		broken=$((broken + 1))
+		continue
+	fi
+	prog=${tests%% *}
+	args=${tests#"$prog"}
+	start=$(date +%s)
+	P2PMEM_KO=$dir/p2pmem.ko P2PMEM_TESTS=$prog P2PMEM_ARGS=${args# } \
+		P2PMEM_PROGRAM_TIMEOUT=${P2PMEM_PROGRAM_TIMEOUT:-300} P2PMEM_STRESS_LOOPS=${P2PMEM_STRESS_LOOPS:-5} \
+		scripts/vm.sh --verbose --timeout 900 -- tools/testing/selftests/p2pmem/run_tests.sh \
+		>"$dir/run.log" 2>&1
+	rc=$?
+	took=$(($(date +%s) - start))
+	summary=$(tr -d '\r' <"$dir/run.log" | grep -E '^selftests: [0-9]+ passed' | tail -n 1)
+	red=$(tr -d '\r' <"$dir/run.log" | grep -E '^not ok' | head -n 3 | sed -E 's/^not ok [0-9]* ?-? ?//' |
+		paste -sd ';' -)
+	if [ $rc -ne 0 ] && { [ -z "$summary" ] || [[ "$summary" != *" 0 failed"* ]]; }; then
+		caught=$((caught + 1))
+		table+=("$name|caught in ${took} s (status $rc)|${red:-no summary: the guest died (see run.log)}")
+	else
+		survived=$((survived + 1))
+		table+=("$name|SURVIVED (${summary:-no summary}, status $rc)|-")
+	fi
+done
+
+printf '\n| mutant | result | first red checks |\n|---|---|---|\n'
+for row in "${table[@]}"; do
+	IFS='|' read -r a b c <<<"$row"
+	printf '| %s | %s | %s |\n' "$a" "$b" "$c"
+done
+echo "mutants: $caught caught, $survived survived, $broken broken"
+[ $survived -eq 0 ] && [ $broken -eq 0 ]
