@@ -17,24 +17,26 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$P2PMEM_ROOT"
 
-# name | file | text in the file | what replaces it | selftests to run | what it breaks
-# A second edit of the same mutant is a further line with the same name. A file of "rev:X"
-# builds the module of commit X as it was (the regression tests' red-before runs).
+# name | file | text in the file | what replaces it | selftests to run (and harness options) |
+# the red checks that must catch it (extended regular expressions over the "not ok" lines, any
+# of them; a comma separates them) | what it breaks. A second edit of the same mutant is a
+# further line with the same name (only the first line's last three fields count). A file of
+# "rev:X" builds the module of commit X as it was (the regression tests' red-before runs).
 MUTANTS=$(cat <<'EOF'
-no-return|src/pgmap.rs|this.owner.page_freed(pfn.wrapping_sub(this.first_pfn));|let _ = pfn;|region_test|folio_free forgets to give the page back to the tracker
-leaked-ref|src/pgmap.rs|unsafe { p2p_bindings::p2pmem_put_page(self.page.as_ptr()) };|let _ = self.page;|region_test|every page handed out keeps one reference too many (a leak)
-no-zap|src/cdev.rs|unsafe { bindings::unmap_mapping_range((*self.ptr.as_ptr()).i_mapping, 0, 0, 1) };|let _ = self.ptr;|region_test|unbind does not unmap the user mappings
-early-free|src/pgmap.rs|if unsafe { p2p_bindings::p2pmem_page_count(page) } != 0 {|if unsafe { p2p_bindings::p2pmem_page_count(page) } < 0 {|stress_test|a page goes back to the allocator while mapped, and is handed out again (two users, one page: lost DMA)
-early-free|src/pgmap.rs|Ok(page) => page.insert_into(mixed, address),|Ok(page) => { let r = page.insert_into(mixed, address); self.owner.page_freed(index); r }|stress_test|
-early-free|src/region.rs|self.hint.store(word, Ordering::Relaxed);|self.hint.store(0, Ordering::Relaxed);|stress_test|
-probe-leak|src/p2pmem.rs|let enabled = pci_bar::MemEnabled::new(pdev)?;|let enabled = pci_bar::MemEnabled::new(pdev)?; core::mem::forget(KBox::new([0u8; 64], GFP_KERNEL)?);|bind_test|every probe leaks 64 bytes
-layout-guard|src/p2pdma.rs|.add(size_of::<bindings::dev_pagemap>())|.add(size_of::<bindings::dev_pagemap>() - 8)|bind_test|the kernel's struct pci_p2pdma_pagemap seen with another layout: the provider pointer is not where the module looks
-old-inode|rev:b546a0e|||bind_test -t node_on_an_unmounted_tmpfs_is_not_kept|the module before issue 9: keeps the first opener's inode (a tmpfs node, then unmounted)
+no-return|src/pgmap.rs|this.owner.page_freed(pfn.wrapping_sub(this.first_pfn));|let _ = pfn;|region_test -r region.ivshmem.shared_mapping_takes_and_returns_pages|region\.ivshmem\.shared_mapping_takes_and_returns_pages|folio_free forgets to give the page back to the tracker
+leaked-ref|src/pgmap.rs|unsafe { p2p_bindings::p2pmem_put_page(self.page.as_ptr()) };|let _ = self.page;|region_test -r region.ivshmem.shared_mapping_takes_and_returns_pages|region\.ivshmem\.shared_mapping_takes_and_returns_pages|every page handed out keeps one reference too many (a leak)
+no-zap|src/cdev.rs|unsafe { bindings::unmap_mapping_range((*self.ptr.as_ptr()).i_mapping, 0, 0, 1) };|let _ = self.ptr;|region_test -r region.ivshmem.unbind_revokes_a_live_mapping|unbind_revokes_a_live_mapping,cannot be killed|unbind does not unmap the user mappings
+early-free|src/pgmap.rs|if unsafe { p2p_bindings::p2pmem_page_count(page) } != 0 {|if unsafe { p2p_bindings::p2pmem_page_count(page) } < 0 {|stress_test -v ivshmem|stress\.ivshmem\.bind_unbind_under_checked_o_direct_load|a page goes back to the allocator while mapped and is handed out again (two users of one page: DMA lands in the other's buffer)
+early-free|src/pgmap.rs|Ok(page) => page.insert_into(mixed, address),|Ok(page) => { let r = page.insert_into(mixed, address); self.owner.page_freed(index); r }|||
+early-free|src/region.rs|self.hint.store(word, Ordering::Relaxed);|self.hint.store(0, Ordering::Relaxed);|||
+probe-leak|src/p2pmem.rs|let enabled = pci_bar::MemEnabled::new(pdev)?;|let enabled = pci_bar::MemEnabled::new(pdev)?; core::mem::forget(KBox::new([0u8; 64], GFP_KERNEL)?);|bind_test -t ivshmem_binds_by_id|kmemleak reports no leak|every probe leaks 64 bytes
+layout-guard|src/p2pdma.rs|.add(size_of::<bindings::dev_pagemap>())|.add(size_of::<bindings::dev_pagemap>() - 8)|bind_test -t ivshmem_binds_by_id|p2pmem\.ivshmem_binds_by_id|the kernel's struct pci_p2pdma_pagemap seen with another layout: the provider pointer is not where the module looks
+old-inode|rev:b546a0e|||bind_test -t node_on_an_unmounted_tmpfs_is_not_kept|node_on_an_unmounted_tmpfs_is_not_kept,bind_test: kernel log clean,the guest died: (BUG,KASAN,Oops)|the module before issue 9: keeps the first opener's inode (a tmpfs node, then unmounted)
 EOF
 )
 
 if [ "${1:-}" = --list ]; then
-	echo "$MUTANTS" | awk -F'|' '$6 != "" { printf "%-14s %s\n", $1, $6 }'
+	echo "$MUTANTS" | awk -F'|' '$7 != "" { printf "%-14s %s\n", $1, $7 }'
 	exit 0
 fi
 names=("$@")
@@ -79,7 +81,7 @@ table=()
 for name in "${names[@]}"; do
 	line=$(echo "$MUTANTS" | awk -F'|' -v n="$name" '$1 == n { print; exit }')
 	[ -n "$line" ] || die "no mutant named $name (--list)"
-	IFS='|' read -r _ _ _ _ tests what <<<"$line"
+	IFS='|' read -r _ _ _ _ tests expect what <<<"$line"
 	dir=$P2PMEM_CACHE/mutants/$name
 	log "mutant $name: $what"
 	if ! build_mutant "$name" "$dir"; then
@@ -97,11 +99,19 @@ for name in "${names[@]}"; do
 	rc=$?
 	took=$(($(date +%s) - start))
 	summary=$(tr -d '\r' <"$dir/run.log" | grep -E '^selftests: [0-9]+ passed' | tail -n 1)
-	red=$(tr -d '\r' <"$dir/run.log" | grep -E '^not ok' | head -n 3 | sed -E 's/^not ok [0-9]* ?-? ?//' |
-		paste -sd ';' -)
-	if [ $rc -ne 0 ] && { [ -z "$summary" ] || [[ "$summary" != *" 0 failed"* ]]; }; then
+	tr -d '\r' <"$dir/run.log" | grep -E '^not ok' | sed -E 's/^not ok [0-9]* ?-? ?//' >"$dir/red"
+	# A guest that died reported nothing: its console's first kernel report speaks for it.
+	[ -s "$dir/red" ] || [ -n "$summary" ] ||
+		tr -d '\r' <"$dir/run.log" | grep -m1 -oE '(BUG|KASAN|Oops|WARNING)[: ].*' |
+		sed 's/^/the guest died: /' >"$dir/red"
+	red=$(head -n 3 "$dir/red" | paste -sd ';' -)
+	if [ $rc -ne 0 ] && grep -qE "${expect//,/|}" "$dir/red"; then
 		caught=$((caught + 1))
-		table+=("$name|caught in ${took} s (status $rc)|${red:-no summary: the guest died (see run.log)}")
+		table+=("$name|caught in ${took} s (status $rc)|$red")
+	elif [ $rc -ne 0 ]; then
+		# Red, but not where it should be: the check meant for it may be blind.
+		survived=$((survived + 1))
+		table+=("$name|NOT CAUGHT BY ${expect} (status $rc)|${red:-no summary: the guest died (see run.log)}")
 	else
 		survived=$((survived + 1))
 		table+=("$name|SURVIVED (${summary:-no summary}, status $rc)|-")

@@ -249,8 +249,8 @@ TEST_F(p2pmem, non_memory_bar_fails_the_probe)
 /* An NVMe controller without a CMB is refused with ENODEV and says why. */
 TEST_F(p2pmem, device_without_memory_bar_is_refused)
 {
-	const char *const why[] = { "NVMe controller without a Controller Memory Buffer", NULL };
-	char data[BDF_LEN];
+	char data[BDF_LEN], path[128], override[64] = "";
+	const char *why[] = { data, "NVMe controller without a Controller Memory Buffer", NULL };
 	int ret;
 
 	if (find_nvme_by_serial(DATA_NVME_SERIAL, data))
@@ -261,6 +261,13 @@ TEST_F(p2pmem, device_without_memory_bar_is_refused)
 	/* To drivers_probe, ENODEV means "no match": it succeeds, nothing binds. */
 	EXPECT_EQ(0, ret);
 	EXPECT_FALSE(bound_to(data, P2PMEM_DRIVER));
+	/*
+	 * bind also says ENODEV when the driver does not match at all: the override must be
+	 * ours, so that the ENODEV is our probe's (and the log line below names the device).
+	 */
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver_override", data);
+	ASSERT_EQ(0, sysfs_read(path, override, sizeof(override)));
+	ASSERT_STREQ(P2PMEM_DRIVER, override);
 	EXPECT_EQ(-ENODEV, pci_driver_file(P2PMEM_DRIVER, "bind", data));
 	EXPECT_FALSE(bound_to(data, P2PMEM_DRIVER));
 	EXPECT_TRUE(kmsg_grep(self->kmsg, why, NULL, 0));

@@ -38,7 +38,28 @@ FIXTURE(gup) {
 	int buf_fd;	/* what the buffer is mapped from */
 	char *p2p;	/* LEN bytes of P2PDMA pages */
 	int kmsg;
+	long pins[2];	/* /proc/vmstat nr_foll_pin_acquired, _released at setup */
 };
+
+/* Reads nr_foll_pin_acquired and nr_foll_pin_released from /proc/vmstat; 0 on success. */
+static int pin_counts(long counts[2])
+{
+	FILE *f = fopen("/proc/vmstat", "re");
+	char name[64];
+	long val;
+	int found = 0;
+
+	if (!f)
+		return -1;
+	while (fscanf(f, "%63s %ld", name, &val) == 2) {
+		if (!strcmp(name, "nr_foll_pin_acquired"))
+			counts[0] = val, found |= 1;
+		else if (!strcmp(name, "nr_foll_pin_released"))
+			counts[1] = val, found |= 2;
+	}
+	fclose(f);
+	return found == 3 ? 0 : -1;
+}
 
 FIXTURE_VARIANT(gup) {
 	bool cmb;
@@ -86,8 +107,12 @@ FIXTURE_SETUP(gup)
 	self->p2p = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_SHARED, self->buf_fd, 0);
 	ASSERT_NE(MAP_FAILED, self->p2p);
 	memset(self->p2p, 0x5a, LEN);
+	/* A WARN_ON_ONCE that fired before (an earlier variant) must be able to fire again. */
+	if (!access("/sys/kernel/debug/clear_warn_once", W_OK))
+		ASSERT_EQ(0, sysfs_write("/sys/kernel/debug/clear_warn_once", "1"));
 	self->kmsg = kmsg_open();
 	ASSERT_LE(0, self->kmsg);
+	ASSERT_EQ(0, pin_counts(self->pins));
 }
 
 FIXTURE_TEARDOWN(gup)
@@ -100,6 +125,21 @@ FIXTURE_TEARDOWN(gup)
 	}
 	if (self->p2p != MAP_FAILED)
 		munmap(self->p2p, LEN);
+	if (self->kmsg >= 0) {
+		struct p2pmem_info info = { 0 };
+		long now[2] = { 0, 0 };
+
+		/* Every pin the test made (ioctl, O_DIRECT, io_uring, ...) was released. */
+		EXPECT_EQ(0, pin_counts(now));
+		EXPECT_EQ(now[0] - self->pins[0], now[1] - self->pins[1]) {
+			TH_LOG("pins acquired %ld, released %ld during the test",
+			       now[0] - self->pins[0], now[1] - self->pins[1]);
+		}
+		/* And every page of our region came back (none was lent in a kernel-pool variant). */
+		EXPECT_EQ(0, p2pmem_info(self->fd, &info));
+		EXPECT_EQ(0, info.outstanding_pages);
+		EXPECT_EQ(info.pages, info.free_pages);
+	}
 	if (self->buf_fd >= 0)
 		close(self->buf_fd);
 	if (self->fd >= 0)

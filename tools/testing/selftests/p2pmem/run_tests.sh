@@ -96,6 +96,12 @@ tap_count() { # file: adds its per-test results to the totals
 	f=$(grep -cE '^not ok [0-9]+ ' "$1")
 	pass=$((pass + p - s)) skip=$((skip + s)) fail=$((fail + f))
 }
+tap_complete() { # file: its plan (the first "1..N") is N > 0 and it has N results
+	local plan results
+	plan=$(sed -nE 's/^1\.\.([0-9]+).*/\1/p' "$1" | head -n 1)
+	results=$(grep -cE '^(not )?ok [0-9]+ ' "$1")
+	[ -n "$plan" ] && [ "$plan" -gt 0 ] && [ "$results" -eq "$plan" ]
+}
 summary() {
 	echo "selftests: $pass passed, $fail failed, $skip skipped"
 }
@@ -113,6 +119,11 @@ KMEMLEAK=/sys/kernel/debug/kmemleak
 mark_log() { # what: logs a unique mark and sets $mark to it, for log_since
 	mark="selftests: p2pmem: $1 at $(date +%s.%N)"
 	echo "<6>$mark" >/dev/kmsg
+}
+# Re-arms every WARN_ON_ONCE, pr_*_once and friends: one that fired in an earlier program (or at
+# boot) would be silent in the next.
+rearm_once() {
+	[ -w /sys/kernel/debug/clear_warn_once ] && echo 1 >/sys/kernel/debug/clear_warn_once
 }
 log_since() { # mark: the raw records ("<level>[time] text") logged after it; 1 if it is gone
 	dmesg -r | awk -v m="$1" 'found { print } index($0, m) { found = 1 } END { exit !found }'
@@ -188,6 +199,11 @@ check_log() {
 session_alive() { # sid
 	ps -e -o sid= | awk -v s="$1" '$1 == s { found = 1 } END { exit !found }'
 }
+# Sends signal $1 to every process of session $2: kselftest_harness runs each test in a process
+# group of its own, so signalling the group of the program would miss it.
+kill_session() { # signal sid
+	ps -e -o pid=,sid= | awk -v s="$2" '$2 == s { print $1 }' | xargs -r kill "-$1" 2>/dev/null
+}
 bounded() {
 	local limit=$1 out=$2 pid i rc
 	shift 2
@@ -199,7 +215,7 @@ bounded() {
 		sleep 1
 	done
 	if kill -0 "$pid" 2>/dev/null; then
-		kill -TERM -- "-$pid" 2>/dev/null
+		kill_session TERM "$pid"
 		sleep 5
 		rc=124
 	else
@@ -208,7 +224,7 @@ bounded() {
 		session_alive "$pid" || return $rc
 	fi
 	# Whatever is left of the session: killed, and it must go.
-	kill -KILL -- "-$pid" 2>/dev/null
+	kill_session KILL "$pid"
 	for ((i = 0; i < 20; i++)); do
 		session_alive "$pid" || break
 		sleep 1
@@ -278,11 +294,30 @@ kmemleak_self_test() {
 			echo "kmemleak reported (first 40 lines):" | comment
 			head -n 40 /tmp/p2pmem-kmemleak.self | comment
 		fi
+		# The clear below forgets everything reported now: nothing but the injected object may
+		# come from our modules (the self-test bound and unbound ivshmem once).
+		if awk '/^unreferenced object/ { n++ } { rec[n] = rec[n] $0 "\n" }
+			END { for (i = 1; i <= n; i++) if (rec[i] ~ /\[p2pmem(_consumer)?\]|p2pmem/ &&
+				rec[i] !~ /leak_set\+0x/) { printf "%s", rec[i]; bad = 1 }; exit !bad }' \
+			/tmp/p2pmem-kmemleak.self >/tmp/p2pmem-kmemleak.other; then
+			not_ok "kmemleak: the self-test's bind and unbind leaked nothing else of ours"
+			head -n 40 /tmp/p2pmem-kmemleak.other | comment
+		else
+			ok "kmemleak: the self-test's bind and unbind leaked nothing else of ours"
+		fi
 	fi
 	kmemleak_clear
 	unload_modules
 }
 
+# The whole run's log, and a kernel untainted (but for O and E) from the start.
+rearm_once
+mark_log "run"
+run_mark=$mark
+run_taint=$(taint_masked)
+if [ "$run_taint" -ne 0 ]; then
+	not_ok "the kernel is untainted before the run (it is: $(taint_names "$run_taint"))"
+fi
 if [ -w "$KMEMLEAK" ]; then
 	# Forget what boot leaked (not ours), including what the self-test's scans find.
 	kmemleak_clear
@@ -290,6 +325,7 @@ if [ -w "$KMEMLEAK" ]; then
 else
 	not_ok "kmemleak is not available (CONFIG_DEBUG_KMEMLEAK?)"
 fi
+check_log kmemleak_self_test "$run_mark" "$run_taint"
 
 # --- the programs -----------------------------------------------------------------------------
 for t in $TESTS; do
@@ -300,6 +336,7 @@ for t in $TESTS; do
 	fi
 	limit=${P2PMEM_PROGRAM_TIMEOUT:-${timeout_s[$t]:-$DEFAULT_TIMEOUT}}
 	echo "# ===== $t (timeout $limit s)"
+	rearm_once
 	mark_log "begin $t"
 	taint0=$(taint_masked)
 	start=$(date +%s)
@@ -310,7 +347,7 @@ for t in $TESTS; do
 	echo "# $t: status $rc after $(($(date +%s) - start)) s"
 	tap_count "/tmp/$t.tap"
 	case $rc in
-	0) ;;
+	0) tap_complete "/tmp/$t.tap" || not_ok "$t: its TAP has no plan, an empty one, or fewer results than planned" ;;
 	4)
 		grep -qE '^ok [0-9]+ ' "/tmp/$t.tap" || { echo "ok - $t # SKIP"; skip=$((skip + 1)); }
 		;;
@@ -325,7 +362,10 @@ for t in $TESTS; do
 done
 
 # --- kmemleak after everything ----------------------------------------------------------------
-if [ -w "$KMEMLEAK" ]; then
+# With our modules unloaded: what a loaded module or a live binding still references is no leak
+# to kmemleak.
+[ -n "$wedged" ] || unload_modules
+if [ -w "$KMEMLEAK" ] && [ -z "$wedged" ]; then
 	if ! kmemleak_report /tmp/p2pmem-kmemleak.end; then
 		not_ok "kmemleak reports no leak (the scan did not finish)"
 	elif grep -q '^unreferenced object' /tmp/p2pmem-kmemleak.end; then
@@ -336,6 +376,16 @@ if [ -w "$KMEMLEAK" ]; then
 		ok "kmemleak reports no leak"
 	fi
 fi
+
+# The whole run again: what came after the last program's check (the unload, late reports such
+# as a hung task or an RCU-deferred KASAN report) and the taint of the whole run.
+[ -n "$wedged" ] || sleep 2
+whole=""
+for t in "${!expect_warn[@]}"; do
+	whole=${whole:+$whole|}${expect_warn[$t]}
+done
+expect_warn[whole_run]=$whole
+check_log whole_run "$run_mark" "$run_taint"
 
 summary
 if [ -n "$wedged" ]; then
