@@ -99,6 +99,57 @@ TEST_F(p2pmem, ivshmem_binds_by_id)
 	TH_LOG("%s", line);
 }
 
+/* NVMe registers of the CMB (BAR 0), as the test reads them through sysfs. */
+#define NVME_REG_CMBMSC 0x50	/* 64 bits: CBA (63:12), CMSE (1), CRE (0) */
+#define NVME_REG_CMBSTS 0x58	/* CBAI (0): the CBA written is invalid */
+#define NVME_CMBMSC_CMSE_CRE 0x3ULL
+
+/*
+ * Reads @bdf's NVMe registers CMBMSC and CMBSTS from BAR 0 through its sysfs resource0 file
+ * (the device must decode memory); 0 on success.
+ */
+static int read_cmb_regs(const char *bdf, __u64 *cmbmsc, __u32 *cmbsts)
+{
+	char path[128];
+	__u32 *regs;
+	int fd;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/resource0", bdf);
+	fd = open(path, O_RDWR | O_SYNC | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	regs = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	if (regs == MAP_FAILED)
+		return -errno;
+	/* 32-bit reads, low half first, as the nvme driver's lo_hi_readq(). */
+	*cmbmsc = __atomic_load_n(&regs[NVME_REG_CMBMSC / 4], __ATOMIC_RELAXED);
+	*cmbmsc |= (__u64)__atomic_load_n(&regs[NVME_REG_CMBMSC / 4 + 1],
+					  __ATOMIC_RELAXED) << 32;
+	*cmbsts = __atomic_load_n(&regs[NVME_REG_CMBSTS / 4], __ATOMIC_RELAXED);
+	munmap(regs, 4096);
+	return 0;
+}
+
+/* The CPU address BAR @bar of @bdf starts at (sysfs resource); 0 when unknown. */
+static __u64 bar_start(const char *bdf, int bar)
+{
+	unsigned long long start = 0;
+	char path[128], line[128];
+	FILE *f;
+	int i;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/resource", bdf);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	for (i = 0; i <= bar && fgets(line, sizeof(line), f); i++)
+		if (i == bar)
+			start = strtoull(line, NULL, 16);
+	fclose(f);
+	return start;
+}
+
 /* An NVMe controller binds through driver_override; p2pmem donates its CMB. */
 TEST_F(p2pmem, cmb_nvme_binds_through_driver_override)
 {
@@ -108,7 +159,11 @@ TEST_F(p2pmem, cmb_nvme_binds_through_driver_override)
 				      "provider bus offset", NULL };
 	const char *const released[] = { self->cmb, "released BAR 2 (64 MiB)", NULL };
 	int kmsg2 = kmsg_open(); /* each grep reads the log to its end */
-	char line[1024];
+	struct p2pmem_info info;
+	char line[1024], path[128];
+	__u64 cmbmsc;
+	__u32 cmbsts;
+	int fd;
 
 	ASSERT_LE(0, kmsg2);
 	ASSERT_EQ(0, module_load(""));
@@ -120,9 +175,34 @@ TEST_F(p2pmem, cmb_nvme_binds_through_driver_override)
 	TH_LOG("%s", line);
 	close(kmsg2);
 
+	/*
+	 * What the controller holds, read from its registers: the CMB enabled at its PCI bus
+	 * address (the BAR's CPU address plus the provider's bus offset, CMBLOC offset 0 in the
+	 * test bed), and a CBA the controller takes as valid.
+	 */
+	fd = open_p2pmem(self->cmb, NULL, 0);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, p2pmem_info(fd, &info));
+	close(fd);
+	ASSERT_EQ(2, info.bar);
+	ASSERT_NE(0, bar_start(self->cmb, 2));
+	ASSERT_EQ(0, read_cmb_regs(self->cmb, &cmbmsc, &cmbsts));
+	EXPECT_EQ((bar_start(self->cmb, 2) + info.bus_offset) | NVME_CMBMSC_CMSE_CRE, cmbmsc) {
+		TH_LOG("CMBMSC 0x%llx, BAR 2 at 0x%llx, bus offset 0x%llx",
+		       (unsigned long long)cmbmsc, (unsigned long long)bar_start(self->cmb, 2),
+		       (unsigned long long)info.bus_offset);
+	}
+	EXPECT_EQ(0, cmbsts & 1);
+
 	ASSERT_EQ(0, pci_driver_file(P2PMEM_DRIVER, "unbind", self->cmb));
 	EXPECT_FALSE(bound_to(self->cmb, P2PMEM_DRIVER));
 	EXPECT_TRUE(kmsg_grep(self->kmsg, released, NULL, 0));
+	/* Unbind cleared CMBMSC (read with memory decoding turned on for the read only). */
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/enable", self->cmb);
+	ASSERT_EQ(0, sysfs_write(path, "1"));
+	EXPECT_EQ(0, read_cmb_regs(self->cmb, &cmbmsc, &cmbsts));
+	EXPECT_EQ(0, sysfs_write(path, "0"));
+	EXPECT_EQ(0, cmbmsc);
 }
 
 /* Both devices survive REBIND_LOOPS unbind/bind cycles, each one complete. */
@@ -250,7 +330,8 @@ TEST_F(p2pmem, non_memory_bar_fails_the_probe)
 TEST_F(p2pmem, device_without_memory_bar_is_refused)
 {
 	char data[BDF_LEN], path[128], override[64] = "";
-	const char *why[] = { data, "NVMe controller without a Controller Memory Buffer", NULL };
+	const char *const why[] = { data, "NVMe controller without a Controller Memory Buffer",
+				    NULL };
 	int ret;
 
 	if (find_nvme_by_serial(DATA_NVME_SERIAL, data))

@@ -41,14 +41,20 @@ FIXTURE(gup) {
 	long pins[2];	/* /proc/vmstat nr_foll_pin_acquired, _released at setup */
 };
 
-/* Reads nr_foll_pin_acquired and nr_foll_pin_released from /proc/vmstat; 0 on success. */
+/*
+ * Reads nr_foll_pin_acquired and nr_foll_pin_released from /proc/vmstat, after folding every
+ * CPU's pending deltas into them (vm.stat_refresh): without that they lag; 0 on success.
+ */
 static int pin_counts(long counts[2])
 {
-	FILE *f = fopen("/proc/vmstat", "re");
 	char name[64];
 	long val;
 	int found = 0;
+	FILE *f;
 
+	if (sysfs_write("/proc/sys/vm/stat_refresh", "1"))
+		return -1;
+	f = fopen("/proc/vmstat", "re");
 	if (!f)
 		return -1;
 	while (fscanf(f, "%63s %ld", name, &val) == 2) {
@@ -135,7 +141,7 @@ FIXTURE_TEARDOWN(gup)
 			TH_LOG("pins acquired %ld, released %ld during the test",
 			       now[0] - self->pins[0], now[1] - self->pins[1]);
 		}
-		/* And every page of our region came back (none was lent in a kernel-pool variant). */
+		/* Every page of our region came back (none is lent in a kernel-pool variant). */
 		EXPECT_EQ(0, p2pmem_info(self->fd, &info));
 		EXPECT_EQ(0, info.outstanding_pages);
 		EXPECT_EQ(info.pages, info.free_pages);

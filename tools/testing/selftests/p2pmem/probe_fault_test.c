@@ -56,15 +56,20 @@ static bool bound_to(const char *bdf, const char *driver)
 #define FAIL_PAGE_ALLOC "/sys/kernel/debug/fail_page_alloc/"
 #define MAX_FAULTS 3000
 
-/* Sets the stack filter of the fault attribute in @dir; 0 on success. */
-static int confine(const char *dir, const char *start, const char *end, const char *depth)
+/*
+ * Sets the stack filter of the fault attribute in @dir: a frame in [@start, @end) is required,
+ * none in [@rstart, @rend) allowed; 0 on success.
+ */
+static int confine(const char *dir, const char *start, const char *end, const char *rstart,
+		   const char *rend)
 {
-	const char *const files[] = { "require-start", "require-end", "stacktrace-depth" };
-	const char *const vals[] = { start, end, depth };
+	const char *const files[] = { "require-start", "require-end", "reject-start", "reject-end",
+				      "stacktrace-depth" };
+	const char *const vals[] = { start, end, rstart, rend, "32" };
 	char path[128];
 	int i;
 
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < 5; i++) {
 		snprintf(path, sizeof(path), "%s%s", dir, files[i]);
 		if (sysfs_write(path, vals[i]))
 			return -EIO;
@@ -72,15 +77,51 @@ static int confine(const char *dir, const char *start, const char *end, const ch
 	return 0;
 }
 
+/* The address range of kernel function @name (/proc/kallsyms, to the next symbol); 0 if found. */
+static int symbol_range(const char *name, unsigned long *start, unsigned long *end)
+{
+	char line[512], sym[256];
+	unsigned long addr;
+	FILE *f;
+	int pass;
+
+	*start = 0;
+	*end = ~0UL;
+	/* Pass 0 finds the symbol, pass 1 the lowest address above it. */
+	for (pass = 0; pass < 2; pass++) {
+		f = fopen("/proc/kallsyms", "re");
+		if (!f)
+			return -errno;
+		while (fgets(line, sizeof(line), f)) {
+			if (sscanf(line, "%lx %*s %255s", &addr, sym) != 2)
+				continue;
+			if (!pass && !*start && !strcmp(sym, name))
+				*start = addr;
+			else if (pass && addr > *start && addr < *end)
+				*end = addr;
+		}
+		fclose(f);
+		if (!*start)
+			return -ENOENT;
+	}
+	return *end == ~0UL ? -ENOENT : 0;
+}
+
 /*
  * Confines failslab and fail_page_alloc to allocations with a p2pmem.ko frame among the
  * innermost 32 return addresses: [start, end) is the module's core memory as /proc/modules
  * gives it (its text first, then its data, which holds no return address; the span may cover
  * other modules' text too, which no bind runs). 0 on success.
+ *
+ * Allocations under gen_pool_add_owner() are never failed: on 7.3.4, when it fails inside
+ * pci_p2pdma_add_resource(), that function frees its pagemap but leaves the devm action
+ * pci_p2pdma_unmap_mappings() registered on it, which the failed probe's devres release then
+ * runs on freed memory (a KASAN slab-use-after-free in the kernel, whoever the caller is).
  */
 static int failslab_confine_to_p2pmem(void)
 {
-	char start[32], end[32];
+	char start[32], end[32], rstart[32], rend[32];
+	unsigned long gp_start, gp_end;
 	unsigned long size, base = 0;
 	char line[256], name[64];
 	FILE *f = fopen("/proc/modules", "re");
@@ -97,23 +138,27 @@ static int failslab_confine_to_p2pmem(void)
 	/* 0: not loaded, or the address hidden (kptr_restrict). */
 	if (!base)
 		return -ENOENT;
+	if (symbol_range("gen_pool_add_owner", &gp_start, &gp_end))
+		return -ENOENT;
 	snprintf(start, sizeof(start), "0x%lx", base);
 	snprintf(end, sizeof(end), "0x%lx", base + size);
-	if (confine(FAILSLAB, start, end, "32"))
+	snprintf(rstart, sizeof(rstart), "0x%lx", gp_start);
+	snprintf(rend, sizeof(rend), "0x%lx", gp_end);
+	if (confine(FAILSLAB, start, end, rstart, rend))
 		return -EIO;
-	return confine(FAIL_PAGE_ALLOC, start, end, "32");
+	return confine(FAIL_PAGE_ALLOC, start, end, rstart, rend);
 }
 
 /* Every call chain again (the defaults); 0 on success. */
 static int failslab_unconfine(void)
 {
-	const char *const all[] = { "0", "0xffffffffffffffff", "32" };
+	const char *const all = "0xffffffffffffffff";
 
-	return confine(FAILSLAB, all[0], all[1], all[2]) ||
-	       confine(FAIL_PAGE_ALLOC, all[0], all[1], all[2]) ? -EIO : 0;
+	return confine(FAILSLAB, "0", all, "0", "0") ||
+	       confine(FAIL_PAGE_ALLOC, "0", all, "0", "0") ? -EIO : 0;
 }
 
-static bool iomem_has(const char *owner);
+static bool iomem_claimed(const char *bdf, const char *owner);
 
 /* Whether sysfs shows nothing of a binding of @bdf: no driver, no p2pmem attributes, no node. */
 static bool nothing_left(const char *bdf)
@@ -140,24 +185,39 @@ static bool nothing_left(const char *bdf)
 	if (sysfs_read(path, drv, sizeof(drv)) || strcmp(drv, "0"))
 		return false;
 	/* The BAR claim (pci_request_region(), named after us) released. */
-	return !iomem_has(P2PMEM_DRIVER);
+	return !iomem_claimed(bdf, P2PMEM_DRIVER);
 }
 
-/* Whether a line of /proc/iomem names @owner. */
-static bool iomem_has(const char *owner)
+/* Whether /proc/iomem has a region named @owner inside one of @bdf's BARs. */
+static bool iomem_claimed(const char *bdf, const char *owner)
 {
-	char line[256];
+	unsigned long long bars[6][2] = { { 0 } }, start, end;
+	char path[128], line[256];
 	bool found = false;
-	FILE *f = fopen("/proc/iomem", "re");
+	FILE *f;
+	int i;
 
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/resource", bdf);
+	f = fopen(path, "re");
 	if (!f)
 		return true;
-	/* "  fe000000-fe7fffff : p2pmem" */
+	for (i = 0; i < 6 && fgets(line, sizeof(line), f); i++)
+		if (sscanf(line, "%llx %llx", &bars[i][0], &bars[i][1]) != 2)
+			bars[i][1] = 0;
+	fclose(f);
+	f = fopen("/proc/iomem", "re");
+	if (!f)
+		return true;
+	/* "    f0000000-f3ffffff : p2pmem" */
 	while (!found && fgets(line, sizeof(line), f)) {
 		char *name = strstr(line, " : ");
 
 		line[strcspn(line, "\n")] = '\0';
-		found = name && !strcmp(name + 3, owner);
+		if (!name || strcmp(name + 3, owner) ||
+		    sscanf(line, " %llx-%llx", &start, &end) != 2)
+			continue;
+		for (i = 0; i < 6; i++)
+			found |= bars[i][1] && start >= bars[i][0] && end <= bars[i][1];
 	}
 	fclose(f);
 	return found;
@@ -190,7 +250,7 @@ static bool binding_whole(struct __test_metadata *_metadata, const char *bdf)
 	if (p == MAP_FAILED) {
 		whole = false;
 	} else {
-		*(volatile char *)p = 1;
+		/* Mapped at mmap() time: the page is out until munmap(). */
 		whole = whole && !p2pmem_info(fd, &after) && after.outstanding_pages == 1;
 		munmap(p, info.page_size);
 		whole = whole && !p2pmem_info(fd, &after) && after.outstanding_pages == 0;

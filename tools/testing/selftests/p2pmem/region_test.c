@@ -640,6 +640,13 @@ TEST_F_TIMEOUT(region, unbind_waits_for_o_direct_in_flight, 300)
 	memset(r.buf, 0, r.len);
 	ASSERT_EQ(1, pte_present(r.buf));
 	w.buf = r.buf;
+	/*
+	 * The write's close makes udev probe the disk (blkid reads it, throttled too): let those
+	 * reads drain (at most 30 s), so that the read in flight below is ours.
+	 */
+	for (i = 0; i < 3000 && inflight_reads(slow) != 0; i++)
+		usleep(10000);
+	ASSERT_EQ(0, inflight_reads(slow));
 	ASSERT_EQ(0, pthread_create(&watcher, NULL, watch_outstanding, &w));
 	ASSERT_EQ(0, pthread_create(&reader, NULL, timed_read, &r));
 
