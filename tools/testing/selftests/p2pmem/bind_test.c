@@ -85,6 +85,33 @@ TEST(module_loads_and_unloads)
 	EXPECT_NE(0, access("/sys/bus/pci/drivers/" P2PMEM_DRIVER, F_OK));
 }
 
+/*
+ * What the kernel's P2PDMA core says of @bdf's binding: a published pool of the bytes the
+ * module reports, and the region serving the rest of the 64 MiB window; 0 if so.
+ */
+static int kernel_sees_binding(struct __test_metadata *_metadata, const char *bdf)
+{
+	struct p2pmem_info info = { 0 };
+	char path[128], val[32];
+	int fd = open_p2pmem(bdf, NULL, 0);
+
+	if (fd < 0 || p2pmem_info(fd, &info)) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/p2pmem/published", bdf);
+	if (sysfs_read(path, val, sizeof(val)) || strcmp(val, "1"))
+		return -1;
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/p2pmem/size", bdf);
+	if (sysfs_read(path, val, sizeof(val)) || strtoull(val, NULL, 0) != info.pool_bytes)
+		return -1;
+	TH_LOG("%s: pool %llu bytes published, region %llu bytes", bdf,
+	       (unsigned long long)info.pool_bytes, (unsigned long long)info.region_bytes);
+	return info.pool_bytes > 0 && info.pool_bytes + info.region_bytes == 64 << 20 ? 0 : -1;
+}
+
 /* Loading binds ivshmem by its ID and logs the shared-memory BAR it donates. */
 TEST_F(p2pmem, ivshmem_binds_by_id)
 {
@@ -97,6 +124,7 @@ TEST_F(p2pmem, ivshmem_binds_by_id)
 	ASSERT_TRUE(bound_to(self->ivshmem, P2PMEM_DRIVER));
 	ASSERT_TRUE(kmsg_grep(self->kmsg, found, line, sizeof(line)));
 	TH_LOG("%s", line);
+	EXPECT_EQ(0, kernel_sees_binding(_metadata, self->ivshmem));
 }
 
 /* NVMe registers of the CMB (BAR 0), as the test reads them through sysfs. */
@@ -174,6 +202,7 @@ TEST_F(p2pmem, cmb_nvme_binds_through_driver_override)
 	ASSERT_TRUE(kmsg_grep(kmsg2, found, line, sizeof(line)));
 	TH_LOG("%s", line);
 	close(kmsg2);
+	EXPECT_EQ(0, kernel_sees_binding(_metadata, self->cmb));
 
 	/*
 	 * What the controller holds, read from its registers: the CMB enabled at its PCI bus

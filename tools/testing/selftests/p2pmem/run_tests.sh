@@ -46,6 +46,8 @@ OVERHEAD=180
 # Records at KERN_WARNING or worse from p2pmem that a program provokes on purpose (an extended
 # regular expression; any other such record fails the program).
 declare -A expect_warn=(
+	# The first load of the boot (the kmemleak self-test's) taints the kernel, and says so.
+	[kmemleak_self_test]='^<4> p2pmem: loading out-of-tree module taints kernel\.$'
 	# Module parameters and devices it must refuse; the driver core's line for a probe that
 	# fails with EINVAL (drivers/base/dd.c; ENODEV and ENXIO are logged at debug level).
 	[bind_test]='is not a BAR index|is not a multiple of 2 MiB|does not fit in BAR|is not an implemented memory BAR|without a Controller Memory Buffer|cannot donate memory'\
@@ -54,7 +56,8 @@ declare -A expect_warn=(
 	# core says the probe failed with ENOMEM (or EBUSY: pci_request_region()'s failed
 	# allocation).
 	[probe_fault_test]='cannot donate memory|memremap_pages: |kernel P2PDMA pool: |no P2PDMA provider: |BAR [0-5] is busy'\
-'|cannot map the registers to disable the CMB|probe with driver p2pmem failed with error -(12|16)$'
+'|cannot map the registers to disable the CMB|probe with driver p2pmem failed with error -(12|16)$'\
+'|: BAR [0-5]: can.t reserve \[mem '
 	# nvmet refusing our BDF with the pool unpublished or absent: the kernel's own line, logged
 	# on our device.
 	[nvmet_test.sh]='PCI device has no peer-to-peer memory'
