@@ -112,19 +112,52 @@ static int kernel_sees_binding(struct __test_metadata *_metadata, const char *bd
 	return info.pool_bytes > 0 && info.pool_bytes + info.region_bytes == 64 << 20 ? 0 : -1;
 }
 
-/* Loading binds ivshmem by its ID and logs the shared-memory BAR it donates. */
+/* @bdf's PCI command register (config space offset 4), or -1. */
+static int pci_command(const char *bdf)
+{
+	unsigned char cmd[2];
+	char path[128];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/config", bdf);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = pread(fd, cmd, sizeof(cmd), 4);
+	close(fd);
+	return n == sizeof(cmd) ? cmd[0] | cmd[1] << 8 : -1;
+}
+
+#define PCI_COMMAND_MEMORY 0x2
+#define PCI_COMMAND_MASTER 0x4
+
+/*
+ * Loading binds ivshmem by its ID and logs the shared-memory BAR it donates. A memory target
+ * only: memory decoding on, bus mastering off; unbind drops the enable it took.
+ */
 TEST_F(p2pmem, ivshmem_binds_by_id)
 {
 	const char *const found[] = { self->ivshmem, "BAR 2 [mem", "pref] 64 MiB",
 				      "donating 64 MiB at offset 0x0", "provider bus offset",
 				      NULL };
-	char line[1024];
+	char line[1024], path[128], val[16];
+	int cmd;
 
 	ASSERT_EQ(0, module_load(""));
 	ASSERT_TRUE(bound_to(self->ivshmem, P2PMEM_DRIVER));
 	ASSERT_TRUE(kmsg_grep(self->kmsg, found, line, sizeof(line)));
 	TH_LOG("%s", line);
 	EXPECT_EQ(0, kernel_sees_binding(_metadata, self->ivshmem));
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/enable", self->ivshmem);
+	ASSERT_EQ(0, sysfs_read(path, val, sizeof(val)));
+	EXPECT_STREQ("1", val);
+	cmd = pci_command(self->ivshmem);
+	ASSERT_LE(0, cmd);
+	EXPECT_EQ(PCI_COMMAND_MEMORY, cmd & (PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER));
+	ASSERT_EQ(0, pci_driver_file(P2PMEM_DRIVER, "unbind", self->ivshmem));
+	ASSERT_EQ(0, sysfs_read(path, val, sizeof(val)));
+	EXPECT_STREQ("0", val);
 }
 
 /* NVMe registers of the CMB (BAR 0), as the test reads them through sysfs. */

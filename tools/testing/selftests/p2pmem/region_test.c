@@ -18,10 +18,12 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/aio_abi.h>
 #include <linux/p2pmem.h>
 
 #include "kselftest_harness.h"
@@ -561,15 +563,49 @@ struct timed_read {
 	__u64 start_ns;
 	__u64 end_ns;
 	ssize_t ret;		/* bytes read, or -errno */
+	int submitted;		/* every page of the buffer is pinned */
 	int done;
 };
 
+/*
+ * An O_DIRECT read of the block device, submitted with Linux AIO: a read longer than one bio
+ * is built (its pages pinned) bio after bio while the first ones already run, so a synchronous
+ * read can be in flight with part of its buffer not pinned yet. io_submit() returns only once
+ * every bio is built, every page pinned.
+ */
 static void *timed_read(void *arg)
 {
 	struct timed_read *r = arg;
+	struct iocb cb = { 0 }, *cbs[1] = { &cb };
+	aio_context_t ctx = 0;
+	struct io_event ev;
+	int fd;
 
 	r->start_ns = now_ns();
-	r->ret = direct_io(r->dev, false, r->buf, r->len, 0);
+	fd = open(r->dev, O_RDONLY | O_DIRECT | O_CLOEXEC);
+	if (fd < 0) {
+		r->ret = -errno;
+		goto out;
+	}
+	if (syscall(__NR_io_setup, 1, &ctx)) {
+		r->ret = -errno;
+		goto close;
+	}
+	cb.aio_fildes = fd;
+	cb.aio_lio_opcode = IOCB_CMD_PREAD;
+	cb.aio_buf = (uintptr_t)r->buf;
+	cb.aio_nbytes = r->len;
+	if (syscall(__NR_io_submit, ctx, 1, cbs) != 1) {
+		r->ret = -errno;
+		goto destroy;
+	}
+	__atomic_store_n(&r->submitted, 1, __ATOMIC_RELEASE);
+	r->ret = syscall(__NR_io_getevents, ctx, 1, 1, &ev, NULL) == 1 ? ev.res : -errno;
+destroy:
+	syscall(__NR_io_destroy, ctx);
+close:
+	close(fd);
+out:
 	r->end_ns = now_ns();
 	__atomic_store_n(&r->done, 1, __ATOMIC_RELEASE);
 	return NULL;
@@ -608,8 +644,9 @@ static void *watch_outstanding(void *arg)
 }
 
 /*
- * Unbind during an O_DIRECT read into p2p pages waits for the read: the read, started before
- * and still in flight at the unbind (throttled NVMe), completes in full with the disk's bytes,
+ * Unbind during an O_DIRECT read into p2p pages waits for the read: the read, submitted (its
+ * whole buffer pinned) before and still in flight at the unbind (throttled NVMe), completes in
+ * full with the disk's bytes,
  * before the unbind returns; meanwhile the pages show as outstanding; then the mapping is
  * revoked (SIGBUS, EFAULT for I/O) and the fd gets ENODEV.
  */
@@ -650,9 +687,13 @@ TEST_F_TIMEOUT(region, unbind_waits_for_o_direct_in_flight, 300)
 	ASSERT_EQ(0, pthread_create(&watcher, NULL, watch_outstanding, &w));
 	ASSERT_EQ(0, pthread_create(&reader, NULL, timed_read, &r));
 
-	/* In flight: the slow queue holds a read and the reader has not returned (at most 10 s). */
+	/*
+	 * In flight: the read is submitted (its buffer pinned), the slow queue holds it and it has
+	 * not completed (at most 10 s).
+	 */
 	for (i = 0; i < 1000; i++) {
-		in_flight = inflight_reads(slow) > 0 && !__atomic_load_n(&r.done, __ATOMIC_ACQUIRE);
+		in_flight = __atomic_load_n(&r.submitted, __ATOMIC_ACQUIRE) &&
+			    inflight_reads(slow) > 0 && !__atomic_load_n(&r.done, __ATOMIC_ACQUIRE);
 		if (in_flight || __atomic_load_n(&r.done, __ATOMIC_ACQUIRE))
 			break;
 		usleep(10000);
