@@ -22,7 +22,7 @@
  * revoked_ns   read: ktime_get_real_ns() when ->revoke() was last called, 0: not yet
  * released_ns  read: ktime_get_real_ns() when the revoked memory was freed, 0: not yet
  * result    read: what the last datapath or distance found
- * leak      write 1: leaks one kmalloc(64) on purpose (the runner's kmemleak self-test)
+ * leak      write N (1-16): leaks N kmalloc(64) on purpose (the runner's kmemleak self-test)
  *
  * Writes fail with the errno of the step that failed.
  */
@@ -380,16 +380,23 @@ static int show(struct seq_file *m, void *v)
 }
 
 /*
- * The runner's kmemleak self-test: an object that nothing points to, named by
- * its contents (kmemleak's hex dump) and by this function (its backtrace).
+ * The runner's kmemleak self-test: @val (1 to 16) objects that nothing points
+ * to, named by their contents (kmemleak's hex dump) and by this function (its
+ * backtrace). Several, since a stale copy of a pointer (this task's stack,
+ * cached for the next task after it exits) can hide one from kmemleak.
  */
 static int leak_set(void *data, u64 val)
 {
-	char *p = kmalloc(64, GFP_KERNEL);
+	char *p;
 
-	if (!p)
-		return -ENOMEM;
-	strscpy(p, "p2pmem_consumer leak on purpose", 64);
+	if (!val || val > 16)
+		return -EINVAL;
+	while (val--) {
+		p = kmalloc(64, GFP_KERNEL);
+		if (!p)
+			return -ENOMEM;
+		strscpy(p, "p2pmem_consumer leak on purpose", 64);
+	}
 	return 0;
 }
 DEFINE_DEBUGFS_ATTRIBUTE(leak_fops, NULL, leak_set, "%llu\n");
