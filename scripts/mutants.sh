@@ -101,7 +101,7 @@ for name in "${names[@]}"; do
 	# A boot the kernel tainted itself before any test (run_tests.sh's status 3) is booted again.
 	for try in 1 2 3; do
 		P2PMEM_KO=$dir/p2pmem.ko P2PMEM_TESTS=$prog P2PMEM_ARGS=${args# } \
-			P2PMEM_PROGRAM_TIMEOUT=${P2PMEM_PROGRAM_TIMEOUT:-300} \
+			P2PMEM_PROGRAM_TIMEOUT=${P2PMEM_PROGRAM_TIMEOUT:-150} \
 			P2PMEM_STRESS_LOOPS=${P2PMEM_STRESS_LOOPS:-5} \
 			scripts/vm.sh $verbose --timeout 900 -- \
 			tools/testing/selftests/p2pmem/run_tests.sh >"$dir/run.log" 2>&1
