@@ -100,19 +100,25 @@ for name in "${names[@]}"; do
 	start=$(date +%s)
 	# A boot the kernel tainted itself before any test (run_tests.sh's status 3) is booted again.
 	for try in 1 2 3; do
+		# The runner's output also goes straight to a file on the host: a wedged guest is
+		# reset, and virtme loses what the guest printed (it buffers it).
+		rm -f "$dir/guest.out"
 		P2PMEM_KO=$dir/p2pmem.ko P2PMEM_TESTS=$prog P2PMEM_ARGS=${args# } \
 			P2PMEM_PROGRAM_TIMEOUT=${P2PMEM_PROGRAM_TIMEOUT:-150} \
-			P2PMEM_STRESS_LOOPS=${P2PMEM_STRESS_LOOPS:-5} \
-			scripts/vm.sh $verbose --timeout 900 -- \
-			tools/testing/selftests/p2pmem/run_tests.sh >"$dir/run.log" 2>&1
+			P2PMEM_STRESS_LOOPS=${P2PMEM_STRESS_LOOPS:-5} P2PMEM_VNG_ARGS="--rwdir=$dir" \
+			scripts/vm.sh $verbose --timeout 900 -- bash -c "set -o pipefail;
+			tools/testing/selftests/p2pmem/run_tests.sh 2>&1 | tee $dir/guest.out" \
+			>"$dir/run.log" 2>&1
 		rc=$?
 		[ $rc -eq 3 ] && grep -q 'selftests: not run: the kernel was tainted at boot' \
-			"$dir/run.log" || break
+			"$dir/run.log" "$dir/guest.out" 2>/dev/null || break
 		log "mutant $name: the kernel was tainted at boot (try $try); booting again"
 	done
 	took=$(($(date +%s) - start))
-	summary=$(tr -d '\r' <"$dir/run.log" | grep -E '^selftests: [0-9]+ passed' | tail -n 1)
-	tr -d '\r' <"$dir/run.log" | grep -E '^not ok' | sed -E 's/^not ok [0-9]* ?-? ?//' >"$dir/red"
+	out=$dir/guest.out
+	[ -s "$out" ] || out=$dir/run.log
+	summary=$(tr -d '\r' <"$out" | grep -E '^selftests: [0-9]+ passed' | tail -n 1)
+	tr -d '\r' <"$out" | grep -E '^not ok' | sed -E 's/^not ok [0-9]* ?-? ?//' >"$dir/red"
 	# A guest that died reported nothing: its console's first kernel report speaks for it.
 	[ -s "$dir/red" ] || [ -n "$summary" ] ||
 		tr -d '\r' <"$dir/run.log" | grep -m1 -oE '(BUG|KASAN|Oops|WARNING)[: ].*' |
