@@ -12,7 +12,7 @@
 #
 # Slow (a boot, a module build and minutes of selftests per mutant), so it is run by hand and
 # its table goes into the closing notes, not into CI. Each mutant's full guest log (with the
-# kernel console) is kept in $P2PMEM_CACHE/mutants/NAME/run.log.
+# kernel console) is kept in .mutants/NAME/run.log.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$P2PMEM_ROOT"
@@ -83,7 +83,9 @@ for name in "${names[@]}"; do
 	line=$(echo "$MUTANTS" | awk -F'|' -v n="$name" '$1 == n { print; exit }')
 	[ -n "$line" ] || die "no mutant named $name (--list)"
 	IFS='|' read -r _ _ _ _ tests expect what <<<"$line"
-	dir=$P2PMEM_CACHE/mutants/$name
+	# Inside the repository (ignored by git): guests did not see modules built under
+	# /var/cache/p2pmem/mutants (insmod found no file there).
+	dir=$P2PMEM_ROOT/.mutants/$name
 	log "mutant $name: $what"
 	if ! build_mutant "$name" "$dir"; then
 		table+=("$name|does not build or apply|-")
