@@ -195,20 +195,9 @@ static int read_cmb_regs(const char *bdf, __u64 *cmbmsc, __u32 *cmbsts)
 /* The CPU address BAR @bar of @bdf starts at (sysfs resource); 0 when unknown. */
 static __u64 bar_start(const char *bdf, int bar)
 {
-	unsigned long long start = 0;
-	char path[128], line[128];
-	FILE *f;
-	int i;
+	unsigned long long start, end;
 
-	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/resource", bdf);
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	for (i = 0; i <= bar && fgets(line, sizeof(line), f); i++)
-		if (i == bar)
-			start = strtoull(line, NULL, 16);
-	fclose(f);
-	return start;
+	return pci_bar_range(bdf, bar, &start, &end) ? 0 : start;
 }
 
 /* An NVMe controller binds through driver_override; p2pmem donates its CMB. */

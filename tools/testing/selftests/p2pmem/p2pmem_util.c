@@ -235,6 +235,25 @@ int pci_bind_override(const char *bdf, const char *driver)
 	return sysfs_write("/sys/bus/pci/drivers_probe", bdf);
 }
 
+int pci_bar_range(const char *bdf, int bar, unsigned long long *start,
+		  unsigned long long *end)
+{
+	char path[128], line[128];
+	int i, ret = -ENOENT;
+	FILE *f;
+
+	*start = *end = 0;
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/resource", bdf);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	for (i = 0; i <= bar && fgets(line, sizeof(line), f); i++)
+		if (i == bar && sscanf(line, "%llx %llx", start, end) == 2)
+			ret = 0;
+	fclose(f);
+	return ret;
+}
+
 int pci_restore_default_driver(const char *bdf)
 {
 	char drv[64];

@@ -63,6 +63,9 @@ int find_namespace(const char *serial, char *dev, size_t len);
 
 /* The name of the driver bound to @bdf, "" when none. */
 int pci_driver_of(const char *bdf, char *drv, size_t len);
+/* The CPU address range [start, end] of BAR @bar of @bdf (sysfs resource); 0, or -errno. */
+int pci_bar_range(const char *bdf, int bar, unsigned long long *start,
+		  unsigned long long *end);
 /* Unbinds @bdf from whatever driver it has; 0 when it had none. */
 int pci_unbind(const char *bdf);
 /* Binds @bdf to @driver through driver_override and drivers_probe. */

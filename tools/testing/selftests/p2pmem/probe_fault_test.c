@@ -194,20 +194,15 @@ static bool nothing_left(const char *bdf)
 /* Whether /proc/iomem has a region named @owner inside one of @bdf's BARs. */
 static bool iomem_claimed(const char *bdf, const char *owner)
 {
-	unsigned long long bars[6][2] = { { 0 } }, start, end;
-	char path[128], line[256];
+	unsigned long long bars[6][2], start, end;
+	char line[256];
 	bool found = false;
 	FILE *f;
 	int i;
 
-	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/resource", bdf);
-	f = fopen(path, "re");
-	if (!f)
-		return true;
-	for (i = 0; i < 6 && fgets(line, sizeof(line), f); i++)
-		if (sscanf(line, "%llx %llx", &bars[i][0], &bars[i][1]) != 2)
+	for (i = 0; i < 6; i++)
+		if (pci_bar_range(bdf, i, &bars[i][0], &bars[i][1]))
 			bars[i][1] = 0;
-	fclose(f);
 	f = fopen("/proc/iomem", "re");
 	if (!f)
 		return true;
