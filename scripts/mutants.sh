@@ -11,8 +11,8 @@
 #   scripts/mutants.sh --list       their names and what each breaks
 #
 # Slow (a boot, a module build and minutes of selftests per mutant), so it is run by hand and
-# its table goes into the closing notes, not into CI. Each mutant's full guest log (with the
-# kernel console) is kept in .mutants/NAME/run.log.
+# its table goes into the closing notes, not into CI. Each mutant's guest output and kernel
+# console are kept in .mutants/NAME/run.log and .mutants/NAME/console.log.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$P2PMEM_ROOT"
@@ -92,11 +92,6 @@ for name in "${names[@]}"; do
 		broken=$((broken + 1))
 		continue
 	fi
-	# The module of an older commit may oops: keep the console (boots slower, and under TCG
-	# more of them meet the kernel's own early-boot KASAN report, which are booted again).
-	verbose=""
-	[[ "$(echo "$MUTANTS" | awk -F'|' -v n="$name" '$1 == n { print $2; exit }')" == rev:* ]] &&
-		verbose=--verbose
 	prog=${tests%% *}
 	args=${tests#"$prog"}
 	start=$(date +%s)
@@ -105,7 +100,7 @@ for name in "${names[@]}"; do
 		P2PMEM_KO=$dir/p2pmem.ko P2PMEM_TESTS=$prog P2PMEM_ARGS=${args# } \
 			P2PMEM_PROGRAM_TIMEOUT=${P2PMEM_PROGRAM_TIMEOUT:-150} \
 			P2PMEM_STRESS_LOOPS=${P2PMEM_STRESS_LOOPS:-5} \
-			scripts/vm.sh $verbose --timeout 900 -- \
+			P2PMEM_CONSOLE_LOG=$dir/console.log scripts/vm.sh --timeout 900 -- \
 			tools/testing/selftests/p2pmem/run_tests.sh >"$dir/run.log" 2>&1
 		rc=$?
 		[ $rc -eq 3 ] && grep -q 'selftests: not run: the kernel was tainted at boot' \
@@ -117,12 +112,12 @@ for name in "${names[@]}"; do
 	summary=$(tr -d '\r' <"$out" | grep -E '^selftests: [0-9]+ passed' | tail -n 1)
 	tr -d '\r' <"$out" | grep -E '^not ok' | sed -E 's/^not ok [0-9]* ?-? ?//' >"$dir/red"
 	# A guest that died reported nothing: its console's first kernel report speaks for it.
-	# virtme loses what a guest printed when it is reset (a wedged unbind: the runner resets
-	# it after its summary), so such a run says only that no status came back.
 	[ -s "$dir/red" ] || [ -n "$summary" ] ||
-		tr -d '\r' <"$dir/run.log" |
-		grep -m1 -oE '(BUG|KASAN|Oops|WARNING)[: ].*|the guest reported no exit status' |
+		tr -d '\r' <"$dir/console.log" |
+		grep -m1 -oE '(BUG|KASAN|Oops|WARNING|Kernel panic)[: ].*' |
 		sed 's/^/the guest died: /' >"$dir/red"
+	[ -s "$dir/red" ] || [ -n "$summary" ] ||
+		echo "the guest died: no status and no kernel report" >"$dir/red"
 	red=$(head -n 3 "$dir/red" | paste -sd ';' -)
 	if [ $rc -ne 0 ] && grep -qE "${expect//,/|}" "$dir/red"; then
 		caught=$((caught + 1))
