@@ -244,13 +244,17 @@ bounded() {
 }
 # After a command that cannot be killed: the blocked tasks' stacks (sysrq w), as comments.
 wedged=""
+# The caller's $mark is kept: the program's own log check after this must see all it logged.
 report_wedge() { # what
+	local program_mark=$mark
+
 	wedged=$1
 	echo 1 >/proc/sys/kernel/sysrq
 	mark_log "wedged: $1"
 	echo w >/proc/sysrq-trigger
 	sleep 2
 	log_since "$mark" | sed -nE 's/^<[0-9]+>(\[[^]]*\] ?)?//p' | head -n 100 | comment
+	mark=$program_mark
 }
 
 # --- kmemleak ---------------------------------------------------------------------------------
