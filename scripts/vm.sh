@@ -91,7 +91,7 @@ if [ ${#verbose[@]} -gt 0 ]; then
 fi
 
 # Two kernel parameters keep TCG guests alive and untainted (both diagnosed with QEMU's gdb stub
-# on a guest paused at its reset; Documentation/p2pmem.rst, "The test bed"):
+# on a guest paused at its reset; Documentation/p2pmem.rst, "Testing"):
 # - tsc=unstable: under TCG the clocksource watchdog marks the TSC unstable about a minute into
 #   the boot, and the static-key flip of sched_clock_stable that follows patches live kernel
 #   text with int3; now and then the other vCPU takes that int3 as a real one (die() -> int3 in
