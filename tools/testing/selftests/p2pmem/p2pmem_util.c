@@ -7,12 +7,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/p2pmem.h>
@@ -61,6 +64,81 @@ int sysfs_write(const char *path, const char *val)
 		ret = -EIO;
 	close(fd);
 	return ret;
+}
+
+/*
+ * How long binding, unbinding, loading or unloading may block before the test fails: far
+ * longer than any wait a test makes an unbind do (a held page, an O_DIRECT read in flight),
+ * far shorter than the runner's limit for a program. $P2PMEM_UNBIND_TIMEOUT overrides it.
+ */
+#define DRIVER_CALL_TIMEOUT_S 60
+
+static double monotonic_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/*
+ * Runs @fn in a child and waits for it for at most DRIVER_CALL_TIMEOUT_S: an unbind that never
+ * returns (a page that never comes back) fails the test with -ETIMEDOUT instead of hanging it,
+ * so its verdict is still printed. The child is left behind, stuck in the kernel, for the runner
+ * to report. @fn returns 0 or -errno; so does this.
+ */
+static int driver_call(int (*fn)(const void *), const void *arg, const char *what)
+{
+	const char *env = getenv("P2PMEM_UNBIND_TIMEOUT");
+	int limit = env && atoi(env) > 0 ? atoi(env) : DRIVER_CALL_TIMEOUT_S;
+	double end = monotonic_s() + limit;
+	int status, ret;
+	pid_t pid;
+
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		ret = fn(arg);
+		_exit(ret < 0 && ret > -256 ? -ret : ret ? EIO : 0);
+	}
+	for (;;) {
+		ret = waitpid(pid, &status, WNOHANG);
+		if (ret == pid)
+			return WIFEXITED(status) ? -WEXITSTATUS(status) : -EINTR;
+		if (ret < 0)
+			return -errno;
+		if (monotonic_s() > end)
+			break;
+		usleep(5000);
+	}
+	kill(pid, SIGKILL);
+	fprintf(stderr, "# %s: still blocked after %d s, a task is stuck in the kernel\n", what,
+		limit);
+	return -ETIMEDOUT;
+}
+
+struct sysfs_write_args {
+	const char *path;
+	const char *val;
+};
+
+static int sysfs_write_call(const void *arg)
+{
+	const struct sysfs_write_args *a = arg;
+
+	return sysfs_write(a->path, a->val);
+}
+
+/* sysfs_write() of a file whose write binds or unbinds a driver: bounded. */
+static int sysfs_write_bounded(const char *path, const char *val)
+{
+	struct sysfs_write_args a = { path, val };
+	char what[PATH_MAX + 64];
+
+	snprintf(what, sizeof(what), "writing %s to %s", val, path);
+	return driver_call(sysfs_write_call, &a, what);
 }
 
 int sysfs_read(const char *path, char *buf, size_t len)
@@ -200,7 +278,7 @@ int pci_driver_file(const char *driver, const char *file, const char *bdf)
 	char path[PATH_MAX];
 
 	snprintf(path, sizeof(path), "/sys/bus/pci/drivers/%s/%s", driver, file);
-	return sysfs_write(path, bdf);
+	return sysfs_write_bounded(path, bdf);
 }
 
 int pci_unbind(const char *bdf)
@@ -232,7 +310,7 @@ int pci_bind_override(const char *bdf, const char *driver)
 	ret = set_override(bdf, driver);
 	if (ret)
 		return ret;
-	return sysfs_write("/sys/bus/pci/drivers_probe", bdf);
+	return sysfs_write_bounded("/sys/bus/pci/drivers_probe", bdf);
 }
 
 int pci_bar_range(const char *bdf, int bar, unsigned long long *start,
@@ -271,14 +349,26 @@ int pci_restore_default_driver(const char *bdf)
 	ret = set_override(bdf, "\n");
 	if (ret)
 		return ret;
-	return sysfs_write("/sys/bus/pci/drivers_probe", bdf);
+	return sysfs_write_bounded("/sys/bus/pci/drivers_probe", bdf);
+}
+
+struct finit_module_args {
+	int fd;
+	const char *params;
+};
+
+static int finit_module_call(const void *arg)
+{
+	const struct finit_module_args *a = arg;
+
+	return syscall(SYS_finit_module, a->fd, a->params, 0) ? -errno : 0;
 }
 
 int module_load(const char *params)
 {
 	const char *ko = getenv("P2PMEM_KO");
 	char all[512];
-	int fd, ret = 0;
+	int fd, ret;
 
 	/* A Rust module parameter can be set once (EEXIST): only add it when not given. */
 	if (snprintf(all, sizeof(all), "%s%s", strstr(params, "test_interfaces=") ? "" :
@@ -287,8 +377,8 @@ int module_load(const char *params)
 	fd = open(ko ? ko : "./p2pmem.ko", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	if (syscall(SYS_finit_module, fd, all, 0))
-		ret = -errno;
+	ret = driver_call(finit_module_call, &(struct finit_module_args){ fd, all },
+			  "loading " P2PMEM_DRIVER);
 	close(fd);
 	return ret;
 }
@@ -300,13 +390,17 @@ bool module_loaded(void)
 	return stat("/sys/module/" P2PMEM_DRIVER, &st) == 0;
 }
 
+static int delete_module_call(const void *arg)
+{
+	(void)arg;
+	return syscall(SYS_delete_module, P2PMEM_DRIVER, O_NONBLOCK) ? -errno : 0;
+}
+
 int module_unload(void)
 {
 	if (!module_loaded())
 		return 0;
-	if (syscall(SYS_delete_module, P2PMEM_DRIVER, O_NONBLOCK))
-		return -errno;
-	return 0;
+	return driver_call(delete_module_call, NULL, "unloading " P2PMEM_DRIVER);
 }
 
 int kmsg_open(void)

@@ -2,6 +2,11 @@
 /*
  * Helpers shared by the p2pmem selftests: sysfs, PCI binding, module
  * loading and the kernel log. Every helper returns 0 or -errno, never exits.
+ *
+ * Those that bind, unbind, load or unload run the call in a child and wait for
+ * it at most 60 s ($P2PMEM_UNBIND_TIMEOUT): a call that blocks longer (an
+ * unbind waiting for a page that never comes back) returns -ETIMEDOUT and
+ * leaves the child stuck in the kernel, so the test fails instead of hanging.
  */
 #ifndef _P2PMEM_UTIL_H
 #define _P2PMEM_UTIL_H
