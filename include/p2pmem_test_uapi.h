@@ -47,5 +47,28 @@ struct p2pmem_pin {
 
 #define P2PMEM_IOCTL_PIN _IOWR(P2PMEM_IOCTL_MAGIC, 0x01, struct p2pmem_pin)
 
+/**
+ * struct p2pmem_tracker_test - build the page tracker of a region of @pages pages
+ * @pages: pages of the region, at most 1 << 26 (256 GiB of 4 KiB pages)
+ * @bad_frees: then give back a page that is not out this many times, at most 1 << 16: what a
+ *	refcounting bug does to the tracker (it complains, and keeps its counts)
+ * @bitmap_bytes: out: bytes of the tracker's bitmap
+ * @free_pages: out: pages free in it at the end
+ *
+ * Probe tracks every page of its region in one bitmap, 4 MiB for a region of 128 GiB, more
+ * than one kmalloc() can give. This builds the tracker probe would build for a region of
+ * @pages pages (no device behind it), takes one page, gives it back, makes the bad frees and
+ * frees the tracker. A test interface only: it lets its caller allocate megabytes of kernel
+ * memory for a moment, and fill the log with complaints (which are rate-limited).
+ */
+struct p2pmem_tracker_test {
+	__u64 pages;
+	__u64 bad_frees;
+	__u64 bitmap_bytes;
+	__u64 free_pages;
+};
+
+#define P2PMEM_IOCTL_TRACKER_TEST _IOWR(P2PMEM_IOCTL_MAGIC, 0x02, struct p2pmem_tracker_test)
+
 #endif /* _P2PMEM_TEST_UAPI_H */
 

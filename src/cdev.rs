@@ -24,6 +24,7 @@ use crate::{
     p2pdma::{P2pPagemap, PoolCounters},
     pgmap::vma_pgoff,
     pin_flags::AnyPinFlags,
+    tracker::Tracker,
 };
 use core::ptr::NonNull;
 use kernel::{
@@ -50,12 +51,20 @@ const IOCTL_INFO: u32 = _IOR::<p2p_bindings::p2pmem_info>(p2p_bindings::P2PMEM_I
 /// `P2PMEM_IOCTL_PIN`, a test interface (`include/p2pmem_test_uapi.h`).
 const IOCTL_PIN: u32 = _IOWR::<p2p_bindings::p2pmem_pin>(p2p_bindings::P2PMEM_IOCTL_MAGIC, 1);
 
+/// `P2PMEM_IOCTL_TRACKER_TEST`, a test interface (`include/p2pmem_test_uapi.h`).
+const IOCTL_TRACKER_TEST: u32 =
+    _IOWR::<p2p_bindings::p2pmem_tracker_test>(p2p_bindings::P2PMEM_IOCTL_MAGIC, 2);
+
 // SAFETY: `struct p2pmem_info` is all `__u64`/`__u32` and `char` in an order without padding.
 unsafe impl AsBytes for p2p_bindings::p2pmem_info {}
 // SAFETY: `struct p2pmem_pin` is all `__u64`/`__u32` in an order without padding.
 unsafe impl AsBytes for p2p_bindings::p2pmem_pin {}
 // SAFETY: any bit pattern is a valid `struct p2pmem_pin` (integers only).
 unsafe impl FromBytes for p2p_bindings::p2pmem_pin {}
+// SAFETY: `struct p2pmem_tracker_test` is four `__u64`s: no padding.
+unsafe impl AsBytes for p2p_bindings::p2pmem_tracker_test {}
+// SAFETY: any bit pattern is a valid `struct p2pmem_tracker_test` (integers only).
+unsafe impl FromBytes for p2p_bindings::p2pmem_tracker_test {}
 
 /// The misc device names: `/dev/p2pmem0` to `/dev/p2pmem15`.
 const NAMES: [&CStr; 16] = [
@@ -461,6 +470,21 @@ impl MiscDevice for P2pmemFile {
                 let mut pin: p2p_bindings::p2pmem_pin = reader.read()?;
                 me.shared.pin(&mut pin)?;
                 writer.write(&pin)?;
+                Ok(0)
+            }
+            IOCTL_TRACKER_TEST if me.shared.info.test_interfaces => {
+                let (mut reader, mut writer) = UserSlice::new(
+                    UserPtr::from_addr(arg),
+                    size_of::<p2p_bindings::p2pmem_tracker_test>(),
+                )
+                .reader_writer();
+                let mut test: p2p_bindings::p2pmem_tracker_test = reader.read()?;
+                let pages = usize::try_from(test.pages).map_err(|_| EINVAL)?;
+                let bad_frees = usize::try_from(test.bad_frees).map_err(|_| EINVAL)?;
+                let (bitmap_bytes, free_pages) = Tracker::test_build(pages, bad_frees)?;
+                test.bitmap_bytes = bitmap_bytes as u64;
+                test.free_pages = free_pages;
+                writer.write(&test)?;
                 Ok(0)
             }
             _ => Err(ENOTTY),

@@ -27,6 +27,13 @@ const BAD_FREE_REPORTS: u32 = 10;
 /// How many it has logged, over every device.
 static BAD_FREES_REPORTED: Atomic<u32> = Atomic::new(0);
 
+/// The most pages [`Tracker::test_build`] builds a tracker for: a region of 256 GiB of 4 KiB
+/// pages, whose bitmap (8 MiB) no single `kmalloc()` can give.
+pub(crate) const MAX_TEST_PAGES: usize = 1 << 26;
+
+/// The most bad frees [`Tracker::test_build`] makes.
+pub(crate) const MAX_TEST_BAD_FREES: usize = 1 << 16;
+
 /// The pages of one region: which are free, and how many are out.
 pub(crate) struct Tracker {
     pool: PagePool<KVVec<AtomicU64>>,
@@ -44,6 +51,28 @@ impl Tracker {
         Ok(Self {
             pool: PagePool::new(bits, pages).ok_or(EINVAL)?,
         })
+    }
+
+    /// The test interface `P2PMEM_IOCTL_TRACKER_TEST`: builds the tracker of a region of `pages`
+    /// pages as probe does, takes one page and gives it back, then gives back page 0 (which is
+    /// not out) `bad_frees` times, as a refcounting bug would. Returns the bytes of its bitmap
+    /// and the pages free at the end; `-EINVAL` for 0 or more than [`MAX_TEST_PAGES`] pages, or
+    /// more than [`MAX_TEST_BAD_FREES`] bad frees.
+    pub(crate) fn test_build(pages: usize, bad_frees: usize) -> Result<(usize, u64)> {
+        if pages == 0 || pages > MAX_TEST_PAGES || bad_frees > MAX_TEST_BAD_FREES {
+            return Err(EINVAL);
+        }
+        let tracker = Self::new(pages)?;
+        let mut taken = None;
+        tracker.alloc(1, |index| taken = Some(index))?;
+        tracker.page_freed(taken.ok_or(EINVAL)?);
+        for _ in 0..bad_frees {
+            tracker.page_freed(0);
+        }
+        Ok((
+            words_for(pages) * size_of::<AtomicU64>(),
+            tracker.stats().free,
+        ))
     }
 
     /// Allocates `n` pages, all or none, calling `take` for each. `-ENOMEM` when fewer are free,

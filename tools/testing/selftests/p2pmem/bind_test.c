@@ -407,6 +407,82 @@ TEST_F(p2pmem, device_without_memory_bar_is_refused)
 	EXPECT_TRUE(bound_to(data, "nvme"));
 }
 
+/* A tracker of @pages pages through P2PMEM_IOCTL_TRACKER_TEST on @fd; 0 or -errno. */
+static int tracker_test(int fd, __u64 pages, struct p2pmem_tracker_test *t)
+{
+	*t = (struct p2pmem_tracker_test){ .pages = pages };
+	return ioctl(fd, P2PMEM_IOCTL_TRACKER_TEST, t) ? -errno : 0;
+}
+
+/*
+ * Probe's page tracker fits regions whose bitmap no single kmalloc() gives (over 4 MiB: more
+ * than 128 GiB of pages): one of 256 GiB is built, used and freed without a warning. Sizes it
+ * refuses get EINVAL.
+ */
+TEST_F(p2pmem, tracker_fits_a_256_gib_region)
+{
+	struct p2pmem_tracker_test t;
+	int fd;
+
+	ASSERT_EQ(0, module_load(""));
+	fd = open_p2pmem(self->ivshmem, NULL, 0);
+	ASSERT_LE(0, fd);
+	kmsg_count_severe(self->kmsg, "");	/* from now on */
+
+	ASSERT_EQ(0, tracker_test(fd, 1ULL << 26, &t));
+	EXPECT_EQ(8ULL << 20, t.bitmap_bytes);
+	EXPECT_EQ(1ULL << 26, t.free_pages);
+	/* One page past 128 GiB: one word past what kmalloc() can give. */
+	ASSERT_EQ(0, tracker_test(fd, (1ULL << 25) + 1, &t));
+	EXPECT_EQ((4ULL << 20) + 8, t.bitmap_bytes);
+	EXPECT_EQ((1ULL << 25) + 1, t.free_pages);
+	ASSERT_EQ(0, tracker_test(fd, 100, &t));
+	EXPECT_EQ(16, t.bitmap_bytes);
+	EXPECT_EQ(100, t.free_pages);
+
+	EXPECT_EQ(-EINVAL, tracker_test(fd, 0, &t));
+	EXPECT_EQ(-EINVAL, tracker_test(fd, (1ULL << 26) + 1, &t));
+	EXPECT_EQ(-EINVAL, tracker_test(fd, ~0ULL, &t));
+	close(fd);
+	/* No allocation warning, nothing above info from anyone. */
+	EXPECT_EQ(0, kmsg_count_severe(self->kmsg, ""));
+}
+
+/*
+ * A page freed that was not out (a refcounting bug: folio_free() for a page never handed out,
+ * or twice) makes the tracker complain, in whatever context folio_free() runs: the first ten
+ * complaints are logged, then one line says it goes quiet, and nothing more for the rest of
+ * the module's life. The counts stay as they were.
+ */
+TEST_F(p2pmem, bad_frees_are_reported_ten_times_then_not)
+{
+	struct p2pmem_tracker_test t = { .pages = 64, .bad_frees = 1000 };
+	int fd, quiet;
+
+	ASSERT_EQ(0, module_load(""));
+	fd = open_p2pmem(self->ivshmem, NULL, 0);
+	ASSERT_LE(0, fd);
+	quiet = kmsg_open();
+	ASSERT_LE(0, quiet);
+	kmsg_count(self->kmsg, "");	/* from now on */
+
+	ASSERT_EQ(0, ioctl(fd, P2PMEM_IOCTL_TRACKER_TEST, &t));
+	EXPECT_EQ(64, t.free_pages);
+	EXPECT_EQ(10, kmsg_count_severe(self->kmsg, "p2pmem: page 0 freed but not handed out"));
+	EXPECT_EQ(1, kmsg_count_severe(quiet, "p2pmem: more pages freed but not handed out"));
+
+	t = (struct p2pmem_tracker_test){ .pages = 64, .bad_frees = 1000 };
+	ASSERT_EQ(0, ioctl(fd, P2PMEM_IOCTL_TRACKER_TEST, &t));
+	EXPECT_EQ(64, t.free_pages);
+	EXPECT_EQ(0, kmsg_count(self->kmsg, "freed but not handed out"));
+
+	t = (struct p2pmem_tracker_test){ .pages = 64, .bad_frees = (1 << 16) + 1 };
+	EXPECT_EQ(-1, ioctl(fd, P2PMEM_IOCTL_TRACKER_TEST, &t));
+	EXPECT_EQ(EINVAL, errno);
+	close(quiet);
+	close(fd);
+}
+
 /* Without test_interfaces=1 the test ioctls are not served: ENOTTY, as for any unknown ioctl. */
 TEST_F(p2pmem, test_ioctls_need_test_interfaces)
 {
@@ -425,6 +501,9 @@ TEST_F(p2pmem, test_ioctls_need_test_interfaces)
 	EXPECT_EQ(-1, ioctl(fd, P2PMEM_IOCTL_PIN, &pin));
 	EXPECT_EQ(ENOTTY, errno);
 	EXPECT_EQ(0, pin.pinned);
+	EXPECT_EQ(-1, ioctl(fd, P2PMEM_IOCTL_TRACKER_TEST,
+			    &(struct p2pmem_tracker_test){ .pages = 1 }));
+	EXPECT_EQ(ENOTTY, errno);
 	munmap(buf, 4096);
 	close(fd);
 	ASSERT_EQ(0, module_unload());
