@@ -42,6 +42,25 @@ result "rustfmt --check src/" $?
 	-f src/*.c include/*.h include/uapi/linux/*.h tools/testing/selftests/p2pmem/*.[ch] \
 	tools/testing/selftests/p2pmem/consumer/p2pmem_consumer.c
 result "checkpatch.pl on the C" $?
+# Every struct, member and ioctl of the headers others build against is documented.
+"$kdir/scripts/kernel-doc" -none -Wall -Werror include/uapi/linux/p2pmem.h \
+	include/p2pmem_revoke.h include/p2pmem_test_uapi.h
+result "kernel-doc -Wall on the uAPI and the exported API headers" $?
+# The sysfs ABI: each attribute the module creates has its entry, in the kernel's format.
+abi_check() {
+	local attrs out missing="" a
+	attrs=$(sed -nE 's/.*__ATTR\(([a-z_]+), 0444.*/\1/p' src/shim.c)
+	for a in $attrs; do
+		grep -qE "^What:[[:space:]]+/sys/bus/pci/devices/<bdf>/p2pmem_region/$a\$" \
+			Documentation/ABI/testing/sysfs-bus-pci-devices-p2pmem_region || missing+=" $a"
+	done
+	out=$(python3 "$kdir/tools/docs/get_abi.py" -D Documentation/ABI validate 2>&1)
+	[ -z "$missing" ] || echo "no Documentation/ABI entry for:$missing"
+	[ -z "$out" ] || echo "$out"
+	[ -n "$attrs" ] && [ -z "$missing" ] && [ -z "$out" ]
+}
+abi_check
+result "Documentation/ABI has every sysfs attribute, and get_abi.py validates it" $?
 
 # The selftests' Makefile (the kernel's lib.mk) builds the programs and the test consumer
 # module, which links against p2pmem.ko's Module.symvers.
