@@ -15,6 +15,7 @@ APT_PACKAGES=(
 	qemu-system-x86 udev busybox-static
 	fio nvme-cli pciutils util-linux
 	python3 python3-venv git ca-certificates
+	dkms dh-dkms debhelper dpkg-dev
 )
 
 missing=()
