@@ -24,6 +24,16 @@
 #include "p2pmem_test_uapi.h"
 #include "uapi/linux/p2pmem.h"
 
+/* The ids= module parameter's value: NUL-terminated, fixed after load. */
+const char *p2pmem_ids_param(void);
+/*
+ * pci_add_dynid() on this module's PCI driver, found by name: the caller
+ * keeps the driver registered for the call. Binds the matching devices that
+ * have no driver. 0, -ENOMEM, or -ENODEV when the driver is not registered.
+ */
+int p2pmem_pci_add_dynid(u32 vendor, u32 device, u32 subvendor, u32 subdevice,
+			 u32 class, u32 class_mask);
+
 /* pci_resource_flags() is a macro. */
 unsigned long p2pmem_pci_resource_flags(struct pci_dev *pdev, int bar);
 /* dev_to_node() is a static inline. */

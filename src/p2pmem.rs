@@ -9,6 +9,8 @@
 //! - [`layout`] decides which window of which BAR is donated, and how it is split between the
 //!   kernel's P2PDMA pool and our own region (kernel-independent, host-tested);
 //! - [`pci_bar`] reads BAR flags and claims the donated BAR;
+//! - [`pci_ids`] (kernel-independent) parses the `ids=` parameter, [`pci_dynid`] adds those IDs
+//!   to the driver;
 //! - [`p2pdma`] wraps the kernel's P2PDMA provider of that BAR, its pool, our pagemap's layout;
 //! - [`pgmap`] is the safe `struct dev_pagemap` abstraction;
 //! - [`region`] (kernel-independent) and [`tracker`] allocate pages and gate unbind;
@@ -31,6 +33,7 @@ mod gup;
 mod nvme_cmb;
 mod p2pdma;
 mod pci_bar;
+mod pci_dynid;
 mod pgmap;
 mod sysfs;
 mod tracker;
@@ -38,6 +41,8 @@ mod tracker;
 // Kernel-independent: their items are `pub` for the host test crate (`tools/testing/host`).
 #[expect(unreachable_pub)]
 mod layout;
+#[expect(unreachable_pub)]
+mod pci_ids;
 #[expect(unreachable_pub)]
 mod pin_flags;
 #[expect(unreachable_pub)]
@@ -98,6 +103,12 @@ fn layout_for(
 }
 
 impl kernel::fmt::Display for layout::LayoutError {
+    fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
+        core::fmt::Display::fmt(self, f)
+    }
+}
+
+impl kernel::fmt::Display for pci_ids::IdsError<'_> {
     fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
         core::fmt::Display::fmt(self, f)
     }
@@ -348,7 +359,7 @@ impl PinnedDrop for P2pmemDevice<'_> {
     }
 }
 
-/// The module: checks its parameters, then registers the PCI driver.
+/// The module: checks its parameters, registers the PCI driver, then adds the `ids=` IDs to it.
 #[pin_data]
 struct P2pmemModule {
     #[pin]
@@ -359,12 +370,34 @@ impl kernel::InPlaceModule for P2pmemModule {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
             driver <- {
-                // Parameters that are wrong on any device fail the load itself.
+                // Parameters that are wrong on any device fail the load itself, before the
+                // driver exists.
                 requested_window()
                     .inspect_err(|err| pr_err!("{}\n", err))
                     .map_err(|err| layout_errno(&err))?;
+                let ids = pci_dynid::ids_param()
+                    .inspect_err(|_| pr_err!("ids: not ASCII\n"))?;
+                pci_ids::validate(ids)
+                    .inspect_err(|err| pr_err!("{}\n", err))
+                    .map_err(|_| EINVAL)?;
                 driver::Registration::new(c"p2pmem", module)
             },
+        })
+        // The IDs, in order: each binds the devices it matches that have no driver. A failure
+        // (ENOMEM) drops the registration, and with it the IDs added so far.
+        .pin_chain(|this| {
+            for id in pci_ids::parse(pci_dynid::ids_param()?) {
+                let id = id.map_err(|_| EINVAL)?;
+                pci_dynid::add(&this.driver, &id).inspect_err(|err| {
+                    pr_err!(
+                        "ids: cannot add {:04x}:{:04x}: {:?}\n",
+                        id.vendor,
+                        id.device,
+                        err
+                    )
+                })?;
+            }
+            Ok(())
         })
     }
 }

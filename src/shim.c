@@ -6,6 +6,35 @@
  */
 #include "../include/p2pmem_kernel.h"
 
+/*
+ * The module's version, from dkms.conf's PACKAGE_VERSION (Kbuild), and the
+ * ids= parameter: a string, which the kernel crate's module! macro cannot
+ * declare. Read-only in sysfs (/sys/module/p2pmem/parameters/ids); parsed in
+ * src/pci_ids.rs.
+ */
+MODULE_VERSION(P2PMEM_VERSION);
+
+static char p2pmem_ids[1024];
+module_param_string(ids, p2pmem_ids, sizeof(p2pmem_ids), 0444);
+MODULE_PARM_DESC(ids, "PCI IDs to bind besides ivshmem: vendor:device[:subvendor[:subdevice[:class[:class_mask]]]][,...] in hex, as vfio-pci takes them");
+
+const char *p2pmem_ids_param(void)
+{
+	return p2pmem_ids;
+}
+
+int p2pmem_pci_add_dynid(u32 vendor, u32 device, u32 subvendor, u32 subdevice,
+			 u32 class, u32 class_mask)
+{
+	struct device_driver *drv = driver_find(KBUILD_MODNAME, &pci_bus_type);
+
+	/* Our driver: the bus has one driver of a name, and only we register this one. */
+	if (!drv || drv->owner != THIS_MODULE)
+		return -ENODEV;
+	return pci_add_dynid(to_pci_driver(drv), vendor, device, subvendor, subdevice,
+			     class, class_mask, 0);
+}
+
 unsigned long p2pmem_pci_resource_flags(struct pci_dev *pdev, int bar)
 {
 	return pci_resource_flags(pdev, bar);

@@ -11,3 +11,6 @@ pub mod region;
 
 #[path = "../../../src/pin_flags.rs"]
 pub mod pin_flags;
+
+#[path = "../../../src/pci_ids.rs"]
+pub mod pci_ids;

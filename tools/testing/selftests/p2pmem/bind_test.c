@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -405,6 +406,163 @@ TEST_F(p2pmem, device_without_memory_bar_is_refused)
 	EXPECT_TRUE(kmsg_grep(self->kmsg, why, NULL, 0));
 	EXPECT_EQ(0, pci_restore_default_driver(data));
 	EXPECT_TRUE(bound_to(data, "nvme"));
+}
+
+/* A hexadecimal sysfs attribute of PCI device @bdf ("vendor": "0x1b36"); 0 when unreadable. */
+static unsigned int pci_attr(const char *bdf, const char *attr)
+{
+	char path[128], val[32] = "";
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/%s", bdf, attr);
+	if (sysfs_read(path, val, sizeof(val)))
+		return 0;
+	return strtoul(val, NULL, 16);
+}
+
+/* Loads p2pmem with ids=@ids (printf-style), and says whether the CMB NVMe is bound to it. */
+static bool cmb_bound_with_ids(struct __test_metadata *_metadata, const char *cmb,
+			       const char *fmt, ...)
+{
+	char params[128];
+	va_list ap;
+	bool bound;
+
+	va_start(ap, fmt);
+	vsnprintf(params, sizeof(params), fmt, ap);
+	va_end(ap);
+	if (module_load(params)) {
+		TH_LOG("cannot load p2pmem with %s", params);
+		return false;
+	}
+	bound = bound_to(cmb, P2PMEM_DRIVER);
+	if (module_unload())
+		TH_LOG("cannot unload p2pmem after %s", params);
+	TH_LOG("%s: the CMB NVMe %s", params, bound ? "bound" : "not bound");
+	return bound;
+}
+
+/*
+ * ids= binds a device without a driver by its ID, as vfio-pci does. The CMB NVMe, released from
+ * nvme, is left alone by a load without ids= (it is not in p2pmem's table) and taken by a load
+ * with its vendor:device, and served as usual; the data NVMe, same ID but bound to nvme, is
+ * not taken. The value reads back in sysfs, and the IDs go with the driver at unload.
+ */
+TEST_F_TIMEOUT(p2pmem, ids_binds_a_device_without_a_driver, 120)
+{
+	unsigned int vendor = pci_attr(self->cmb, "vendor"), device = pci_attr(self->cmb, "device");
+	char data[BDF_LEN] = "", params[64], val[64] = "";
+	struct p2pmem_info info;
+	int fd;
+
+	ASSERT_NE(0, vendor);
+	find_nvme_by_serial(DATA_NVME_SERIAL, data);
+	ASSERT_EQ(0, pci_unbind(self->cmb));
+	ASSERT_EQ(0, module_load(""));
+	EXPECT_FALSE(bound_to(self->cmb, P2PMEM_DRIVER));
+	ASSERT_EQ(0, module_unload());
+
+	snprintf(params, sizeof(params), "ids=%04x:%04x", vendor, device);
+	ASSERT_EQ(0, module_load(params));
+	ASSERT_TRUE(bound_to(self->cmb, P2PMEM_DRIVER));
+	if (data[0])
+		EXPECT_TRUE(bound_to(data, "nvme"));
+	EXPECT_TRUE(bound_to(self->ivshmem, P2PMEM_DRIVER));
+	fd = open_p2pmem(self->cmb, NULL, 0);
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(0, p2pmem_info(fd, &info));
+	EXPECT_EQ(2, info.bar);
+	EXPECT_STREQ(self->cmb, info.pci_dev);
+	close(fd);
+	ASSERT_EQ(0, sysfs_read("/sys/module/" P2PMEM_DRIVER "/parameters/ids", val, sizeof(val)));
+	EXPECT_STREQ(params + strlen("ids="), val);
+	ASSERT_EQ(0, module_unload());
+	EXPECT_FALSE(bound_to(self->cmb, P2PMEM_DRIVER));
+
+	/* A new load starts with the static table only. */
+	ASSERT_EQ(0, module_load(""));
+	EXPECT_FALSE(bound_to(self->cmb, P2PMEM_DRIVER));
+}
+
+/*
+ * Every field of an ID is compared: a wrong subsystem vendor or device, or another class, binds
+ * nothing; the device's own subsystem IDs bind it, and so does its class with any vendor; so does
+ * its ID anywhere in a list.
+ */
+TEST_F_TIMEOUT(p2pmem, ids_compare_every_field, 300)
+{
+	unsigned int v = pci_attr(self->cmb, "vendor"), d = pci_attr(self->cmb, "device");
+	unsigned int sv = pci_attr(self->cmb, "subsystem_vendor");
+	unsigned int sd = pci_attr(self->cmb, "subsystem_device");
+	unsigned int class = pci_attr(self->cmb, "class");
+
+	ASSERT_NE(0, v);
+	ASSERT_NE(0, class);
+	ASSERT_EQ(0, pci_unbind(self->cmb));
+	EXPECT_FALSE(cmb_bound_with_ids(_metadata, self->cmb, "ids=%04x:%04x:%04x:%04x", v, d,
+					sv ^ 1, sd));
+	EXPECT_FALSE(cmb_bound_with_ids(_metadata, self->cmb, "ids=%04x:%04x:%04x:%04x", v, d, sv,
+					sd ^ 1));
+	EXPECT_TRUE(cmb_bound_with_ids(_metadata, self->cmb, "ids=%04x:%04x:%04x:%04x", v, d, sv,
+				       sd));
+	EXPECT_TRUE(cmb_bound_with_ids(_metadata, self->cmb, "ids=%04x:%04x:%04x", v, d, sv));
+	EXPECT_FALSE(cmb_bound_with_ids(_metadata, self->cmb,
+					"ids=ffffffff:ffffffff:ffffffff:ffffffff:%06x:ffffff",
+					class ^ 1));
+	EXPECT_TRUE(cmb_bound_with_ids(_metadata, self->cmb,
+				       "ids=ffffffff:ffffffff:ffffffff:ffffffff:%06x:ffffff",
+				       class));
+	/* The base class and subclass only (any programming interface). */
+	EXPECT_TRUE(cmb_bound_with_ids(_metadata, self->cmb,
+				       "ids=ffffffff:ffffffff:ffffffff:ffffffff:%06x:ffff00",
+				       (class ^ 1) & 0xffff00));
+	EXPECT_FALSE(cmb_bound_with_ids(_metadata, self->cmb, "ids=%04x:%04x", v, d ^ 1));
+	EXPECT_TRUE(cmb_bound_with_ids(_metadata, self->cmb, "ids=%04x:%04x,%04x:%04x,", v,
+				       d ^ 1, v, d));
+}
+
+/*
+ * A malformed ids= fails the load with EINVAL before the driver exists, and names the entry and
+ * what is wrong with it; a value longer than the parameter holds is the kernel's ENOSPC.
+ */
+TEST_F_TIMEOUT(p2pmem, bad_ids_fail_the_load, 180)
+{
+	static const struct {
+		const char *ids, *why;
+	} cases[] = {
+		{ "1b36", "ids: entry 1 \"1b36\": too few fields" },
+		{ "1af4:1110,1b36:zz",
+		  "ids: entry 2 \"1b36:zz\": device is not a hexadecimal number of 1-8 digits" },
+		{ "10000:0010",
+		  "ids: entry 1 \"10000:0010\": vendor 0x10000 is out of range (at most 0xffff" },
+		{ "1:2:3:4:5:6:7", "ids: entry 1 \"1:2:3:4:5:6:7\": too many fields" },
+		{ "1b36:0010:ffffffff:ffffffff:010802",
+		  "class 0x010802 has bits outside class_mask 0x000000" },
+		{ "ffffffff:ffffffff",
+		  "ids: entry 1 \"ffffffff:ffffffff\": matches every PCI device" },
+	};
+	const char *const too_long[] = { "ids: string doesn't fit in 1023 chars", NULL };
+	char params[1200];
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
+		const char *const why[] = { "p2pmem: ", cases[i].why, NULL };
+
+		snprintf(params, sizeof(params), "ids=%s", cases[i].ids);
+		EXPECT_EQ(-EINVAL, module_load(params)) {
+			TH_LOG("%s", params);
+		}
+		EXPECT_FALSE(module_loaded());
+		EXPECT_TRUE(kmsg_grep(self->kmsg, why, NULL, 0)) {
+			TH_LOG("no log line \"%s\" for %s", cases[i].why, params);
+		}
+	}
+	strcpy(params, "ids=");
+	for (i = 0; i < 103; i++)
+		strcat(params, "1b36:0010,");
+	ASSERT_LT(1023, strlen(params) - strlen("ids="));
+	EXPECT_EQ(-ENOSPC, module_load(params));
+	EXPECT_FALSE(module_loaded());
+	EXPECT_TRUE(kmsg_grep(self->kmsg, too_long, NULL, 0));
 }
 
 /* A tracker of @pages pages through P2PMEM_IOCTL_TRACKER_TEST on @fd; 0 or -errno. */

@@ -367,7 +367,7 @@ static int finit_module_call(const void *arg)
 int module_load(const char *params)
 {
 	const char *ko = getenv("P2PMEM_KO");
-	char all[512];
+	char all[2048];
 	int fd, ret;
 
 	/* A Rust module parameter can be set once (EEXIST): only add it when not given. */

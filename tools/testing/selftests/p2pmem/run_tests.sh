@@ -128,12 +128,20 @@ declare -A expect_warn=(
 	# The first load of the boot taints the kernel, and says so (once a boot: the kmemleak
 	# self-test's, unless something loaded an out-of-tree module before this run).
 	[kmemleak_self_test]='* ^<4> p2pmem: loading out-of-tree module taints kernel\.$'
-	# Module parameters and devices it must refuse, and the driver core's line for each probe
-	# that fails with EINVAL (drivers/base/dd.c; ENODEV and ENXIO are logged at debug level);
+	# Module parameters (ids= among them; and the kernel's own line for the ids= too long, cut by
+	# printk) and devices it must refuse, and the driver core's line for each probe that fails
+	# with EINVAL (drivers/base/dd.c; ENODEV and ENXIO are logged at debug level);
 	# the tracker's complaints about a page freed that was not out, made on purpose: ten, then
 	# one line saying it goes quiet.
 	[bind_test]="1 ^<3> p2pmem: bar=9 is not a BAR index \\(0-5, or -1 for auto\\)\$
 1 ^<3> p2pmem: size=0x3039 is not a multiple of 2 MiB\$
+1 ^<3> p2pmem: ids: entry 1 \"1b36\": too few fields \\(.*\\)\$
+1 ^<3> p2pmem: ids: entry 2 \"1b36:zz\": device is not a hexadecimal number of 1-8 digits\$
+1 ^<3> p2pmem: ids: entry 1 \"10000:0010\": vendor 0x10000 is out of range \\(at most 0xffff or ffffffff\\)\$
+1 ^<3> p2pmem: ids: entry 1 \"1:2:3:4:5:6:7\": too many fields \\(.*\\)\$
+1 ^<3> p2pmem: ids: entry 1 \"1b36:0010:ffffffff:ffffffff:010802\": class 0x010802 has bits outside class_mask 0x000000\$
+1 ^<3> p2pmem: ids: entry 1 \"ffffffff:ffffffff\": matches every PCI device\$
+1 ^<3> p2pmem: \`(1b36:0010,)+.*\$
 2 ^<3> p2pmem $DATA_RE: cannot donate memory: NVMe controller without a Controller Memory Buffer\$
 1 ^<3> p2pmem $IVSHMEM_RE: cannot donate memory: BAR 1 is not an implemented memory BAR\$
 2 ^<3> p2pmem $IVSHMEM_RE: cannot donate memory: offset=0x8000000 size=0x0 does not fit in BAR 2 of 0x4000000 bytes\$
