@@ -17,7 +17,11 @@ all: modules
 
 modules clean:
 	@test -n "$(KDIR)" || { echo "KDIR is not set and no cached kernel is built" >&2; exit 1; }
-	$(KMAKE) $@
+	+$(KMAKE) $@
+
+# The admin tool, tools/p2pmem/p2pmem (userspace; Documentation/p2pmem-tool.rst).
+tool:
+	$(MAKE) -C tools/p2pmem
 
 # The selftests' in-kernel consumer, which links against p2pmem.ko's exports.
 consumer: modules
@@ -29,6 +33,6 @@ lint:
 	/usr/bin/rustfmt --check --edition 2021 src/*.rs
 	$(KMAKE) CLIPPY=1 modules
 	$(KDIR)/scripts/checkpatch.pl --no-tree --strict --quiet -f src/*.c include/*.h \
-		include/uapi/linux/*.h
+		include/uapi/linux/*.h tools/p2pmem/p2pmem.c
 
-.PHONY: all modules clean lint consumer
+.PHONY: all modules clean lint consumer tool

@@ -30,6 +30,9 @@ early-free|src/pgmap.rs|if unsafe { p2p_bindings::p2pmem_page_count(page) } != 0
 early-free|src/pgmap.rs|Ok(page) => page.insert_into(mixed, address),|Ok(page) => { let r = page.insert_into(mixed, address); self.owner.page_freed(index); r }|||
 early-free|src/region.rs|self.hint.store(word, Ordering::Relaxed);|self.hint.store(0, Ordering::Relaxed);|||
 dma-elsewhere|src/p2pdma.rs|let ptr = unsafe { p2p_bindings::pcim_p2pdma_provider(as_raw(pdev), i32::from(bar)) };|let ptr = unsafe { p2p_bindings::pcim_p2pdma_provider(as_raw(pdev), i32::from(bar)) }; if let Some(p) = unsafe { ptr.as_mut() } { p.bus_offset = p.bus_offset.wrapping_add(4096); }|stress_test -v ivshmem|stress\.ivshmem\.bind_unbind_under_checked_o_direct_load|the provider's bus offset is one page off: every peer DMA lands in the next page of the BAR (refcounts intact, so only the bytes can tell)
+tool-dma-elsewhere|src/p2pdma.rs|let ptr = unsafe { p2p_bindings::pcim_p2pdma_provider(as_raw(pdev), i32::from(bar)) };|let ptr = unsafe { p2p_bindings::pcim_p2pdma_provider(as_raw(pdev), i32::from(bar)) }; if let Some(p) = unsafe { ptr.as_mut() } { p.bus_offset = p.bus_offset.wrapping_add(4096); }|tool_test.sh|check, ivshmem's memory|the dma-elsewhere defect, seen by the admin tool's check (its O_DIRECT round trip compares the bytes)
+ids-ignored|src/p2pmem.rs|pci_dynid::add(&this.driver, &id)|Ok::<(), Error>(())|bind_test -t ids_binds_a_device_without_a_driver|ids_binds_a_device_without_a_driver|the ids= IDs are checked but never added to the driver
+ids-any-subsystem|src/pci_dynid.rs|            id.subvendor,|            !0,|bind_test -t ids_compare_every_field|ids_compare_every_field|the subsystem vendor of an ids= entry is dropped (any matches)
 pin-leak|src/gup.rs|        if self.pages.is_empty() {|        if !self.pages.is_empty() {|gup_test -r gup.kernel_pool_ivshmem.pin_anonymous_memory_with_every_flag|gup\.kernel_pool_ivshmem\.pin_anonymous_memory_with_every_flag|the pin ioctl never unpins (a pin leaked on anonymous memory is seen only by the pin counters)
 kmalloc-tracker|src/tracker.rs|    pool: PagePool<KVVec<AtomicU64>>,|    pool: PagePool<KVec<AtomicU64>>,|bind_test -t tracker_fits_a_256_gib_region|tracker_fits_a_256_gib_region|the page tracker's bitmap is one kmalloc() (issue 9.9 before the fix): no region over 128 GiB can be bound
 kmalloc-tracker|src/tracker.rs|let mut bits = KVVec::with_capacity(words, GFP_KERNEL)?;|let mut bits = KVec::with_capacity(words, GFP_KERNEL)?;|||
@@ -73,7 +76,7 @@ build_mutant() { # name dir
 			git archive "${file#rev:}" | tar -x -C "$dir/tree" || return 1
 			continue
 		fi
-		[ -e "$dir/tree/Kbuild" ] || cp -r src include scripts Kbuild Makefile "$dir/tree/"
+		[ -e "$dir/tree/Kbuild" ] || cp -r src include scripts Kbuild Makefile dkms.conf "$dir/tree/"
 		edit "$dir/tree/$file" "$old" "$new" || return 1
 	done <<<"$MUTANTS"
 	make -s -C "$dir/tree" KDIR="$kdir" modules >"$dir/build.log" 2>&1 ||

@@ -9,6 +9,12 @@ set -uo pipefail
 cd "$P2PMEM_ROOT"
 
 pass=0 fail=0 skip=0
+# Adds the "ok - ..." / "not ok - ..." lines of a checker's output (file $1) to the counts.
+count_results() {
+	local p f
+	p=$(grep -c '^ok - ' "$1") f=$(grep -c '^not ok - ' "$1")
+	pass=$((pass + p)) fail=$((fail + f))
+}
 result() { # name, status
 	if [ "$2" -eq 0 ]; then
 		echo "ok - $1"; pass=$((pass + 1))
@@ -40,7 +46,7 @@ result "module build has no compiler or clippy warning" $?
 result "rustfmt --check src/" $?
 "$kdir/scripts/checkpatch.pl" --no-tree --quiet --strict \
 	-f src/*.c include/*.h include/uapi/linux/*.h tools/testing/selftests/p2pmem/*.[ch] \
-	tools/testing/selftests/p2pmem/consumer/p2pmem_consumer.c
+	tools/testing/selftests/p2pmem/consumer/p2pmem_consumer.c tools/p2pmem/p2pmem.c
 result "checkpatch.pl on the C" $?
 # Every struct, member and ioctl of the headers others build against is documented.
 "$kdir/scripts/kernel-doc" -none -Wall -Werror include/uapi/linux/p2pmem.h \
@@ -48,19 +54,52 @@ result "checkpatch.pl on the C" $?
 result "kernel-doc -Wall on the uAPI and the exported API headers" $?
 # The sysfs ABI: each attribute the module creates has its entry, in the kernel's format.
 abi_check() {
-	local attrs out missing="" a
+	local attrs params out missing="" a
 	attrs=$(sed -nE 's/.*__ATTR\(([a-z_]+), 0444.*/\1/p' src/shim.c)
 	for a in $attrs; do
 		grep -qE "^What:[[:space:]]+/sys/bus/pci/devices/<bdf>/p2pmem_region/$a\$" \
 			Documentation/ABI/testing/sysfs-bus-pci-devices-p2pmem_region || missing+=" $a"
 	done
 	out=$(python3 "$kdir/tools/docs/get_abi.py" -D Documentation/ABI validate 2>&1)
+	# The module parameters that are in sysfs (a C module_param with a non-zero mode: the Rust
+	# ones have none in 7.3).
+	params=$(sed -nE 's/^module_param[a-z_]*\(([a-z_]+),.*, 0*[1-7][0-7]*\);$/\1/p' src/shim.c)
+	for a in $params; do
+		grep -qE "^What:[[:space:]]+/sys/module/p2pmem/parameters/$a\$" \
+			Documentation/ABI/testing/sysfs-module-p2pmem || missing+=" parameters/$a"
+	done
 	[ -z "$missing" ] || echo "no Documentation/ABI entry for:$missing"
 	[ -z "$out" ] || echo "$out"
-	[ -n "$attrs" ] && [ -z "$missing" ] && [ -z "$out" ]
+	[ -n "$attrs" ] && [ -n "$params" ] && [ -z "$missing" ] && [ -z "$out" ]
 }
 abi_check
-result "Documentation/ABI has every sysfs attribute, and get_abi.py validates it" $?
+result "Documentation/ABI has every sysfs attribute and parameter, and get_abi.py validates it" $?
+
+# The admin tool: built with -Werror, and its host tests (a fake sysfs tree, no device).
+make -s tool >/tmp/p2pmem-tool.log 2>&1
+rc=$?
+cat /tmp/p2pmem-tool.log
+result "admin tool builds (make tool)" $rc
+tools/p2pmem/host_test.sh >/tmp/p2pmem-tool-host.log 2>&1
+rc=$?
+cat /tmp/p2pmem-tool-host.log
+count_results /tmp/p2pmem-tool-host.log
+grep -q '^ok - ' /tmp/p2pmem-tool-host.log && [ $rc -eq 0 ]
+result "admin tool host tests ran and passed" $?
+
+# DKMS: the Debian package built, its source built by dkms against the test kernel (the guest
+# loads that module in tool_test.sh), a kernel without Rust refused. Private DKMS trees only.
+# (In the repository, ignored by git: the guest does not see files under /var/cache.)
+dkms_out=$P2PMEM_ROOT/.dkms
+scripts/dkms.sh "$kdir" "$dkms_out" >/tmp/p2pmem-dkms.log 2>&1
+rc=$?
+cat /tmp/p2pmem-dkms.log
+count_results /tmp/p2pmem-dkms.log
+grep -q '^ok - ' /tmp/p2pmem-dkms.log && [ $rc -eq 0 ]
+result "dkms.sh ran and passed" $?
+if [ $rc -eq 0 ]; then
+	export P2PMEM_DKMS_KO=$dkms_out/p2pmem-dkms.ko
+fi
 
 # The selftests' Makefile (the kernel's lib.mk) builds the programs and the test consumer
 # module, which links against p2pmem.ko's Module.symvers.

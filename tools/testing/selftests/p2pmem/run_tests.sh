@@ -30,7 +30,7 @@ cd "$(dirname "$0")"
 TOP=$(cd ../../../.. && pwd)
 export P2PMEM_KO=${P2PMEM_KO:-$TOP/p2pmem.ko}
 CONSUMER_KO=${P2PMEM_CONSUMER_KO:-$PWD/consumer/p2pmem_consumer.ko}
-TESTS=${P2PMEM_TESTS:-bind_test probe_fault_test region_test gup_test nvmet_test.sh consumer_test.sh stress_test}
+TESTS=${P2PMEM_TESTS:-bind_test probe_fault_test region_test gup_test nvmet_test.sh consumer_test.sh tool_test.sh stress_test}
 
 # Seconds each program may take under TCG with KASAN, lockdep and kmemleak: about three times
 # what it took in a clean run (README: "How long the tests take"). P2PMEM_PROGRAM_TIMEOUT
@@ -42,6 +42,7 @@ declare -A timeout_s=(
 	[gup_test]=300
 	[nvmet_test.sh]=300
 	[consumer_test.sh]=480
+	[tool_test.sh]=600
 	[stress_test]=420
 )
 DEFAULT_TIMEOUT=300
@@ -160,6 +161,8 @@ declare -A expect_warn=(
 	# nvmet refusing our BDF with the pool absent (pool_size=0): the kernel's own line, logged
 	# on our device (the refusal while unbound is logged on the bare PCI device).
 	[nvmet_test.sh]="1 ^<3> p2pmem $IVSHMEM_RE: PCI device has no peer-to-peer memory: $IVSHMEM_RE\$"
+	# The admin tool's bind of the data NVMe, which has no CMB: refused by the probe, undone.
+	[tool_test.sh]="1 ^<3> p2pmem $DATA_RE: cannot donate memory: NVMe controller without a Controller Memory Buffer\$"
 	# The slow long-term holder is named while unbind waits for it: every 5 s of its 10 s, so once
 	# or twice (the second slice ends about when it lets go).
 	[consumer_test.sh]="* ^<4> p2pmem $IVSHMEM_RE: unbind: p2pmem_consumer has not released its P2PDMA memory after 5000 ms\$"
