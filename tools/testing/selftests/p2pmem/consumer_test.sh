@@ -26,13 +26,7 @@ BIND=/sys/bus/pci/drivers/p2pmem/bind
 TMP=$(mktemp -d /tmp/consumer_test.XXXXXX)
 REPORTS='WARNING:|BUG:|KASAN|UBSAN|general protection|Oops|possible circular locking|possible recursive locking|inconsistent lock state|INFO: task .* blocked|refcount_t:'
 
-n=0 failed=0
-ok() { n=$((n + 1)); echo "ok $n $1"; }
-not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n $1"; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else not_ok "$what"; fi; }
-# A setup step: reported, and the test cannot go on without it.
-step() { local what=$1; shift; if "$@"; then ok "$what"; else not_ok "$what"; bail "$what"; fi; }
-bail() { echo "Bail out! $1 failed"; exit 1; }
+. ./tap.sh
 errno_of() { # file, value: prints the errno name of a failed write, "" on success
 	local err
 	err=$( { echo "$2" >"$1"; } 2>&1) && { echo ""; return; }

@@ -28,14 +28,7 @@ SUBSYS=$CFG/subsystems/$NQN
 NS=$SUBSYS/namespaces/1
 PORT=$CFG/ports/1
 
-n=0 failed=0
-ok() { n=$((n + 1)); echo "ok $n $1"; }
-not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n $1"; }
-check() { # description, command...
-	local what=$1
-	shift
-	if "$@"; then ok "$what"; else not_ok "$what"; fi
-}
+. ./tap.sh
 # Writes $2 into configfs attribute $1 and prints the errno name of a failure ("" on success).
 write_errno() {
 	local err
@@ -46,18 +39,6 @@ write_errno() {
 	*"Invalid argument"*) echo EINVAL ;;
 	*) echo "$err" ;;
 	esac
-}
-# A setup step: reported, and the test cannot go on without it.
-step() {
-	local what=$1
-	shift
-	if "$@"; then
-		ok "$what"
-	else
-		not_ok "$what"
-		echo "Bail out! $what failed"
-		exit 1
-	fi
 }
 # Removes the subsystem and unloads p2pmem; 0 when nothing is left of either.
 teardown() {

@@ -28,25 +28,7 @@ MiB=$((1 << 20))
 OFFSET=$((64 * MiB))
 out=$(mktemp -d /tmp/p2pmem-tool.XXXXXX)
 
-n=0 failed=0
-ok() { n=$((n + 1)); echo "ok $n $1"; }
-not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n $1"; }
-check() { # description, command...
-	local what=$1
-	shift
-	if "$@"; then ok "$what"; else not_ok "$what"; fi
-}
-step() { # a setup step: the test cannot go on without it
-	local what=$1
-	shift
-	if "$@"; then
-		ok "$what"
-	else
-		not_ok "$what"
-		echo "Bail out! $what failed"
-		exit 1
-	fi
-}
+. ./tap.sh
 # Runs the tool with --json, bounded: its document in $out/json, its messages in $out/err, its
 # status in $rc. Shows both as TAP comments.
 tool() {
