@@ -19,6 +19,7 @@
 #include <linux/pci.h>
 #include <linux/pci-p2pdma.h>
 #include <linux/percpu-refcount.h>
+#include <linux/wait.h>
 
 #include "p2pmem_revoke.h"
 #include "p2pmem_test_uapi.h"
@@ -111,5 +112,16 @@ void p2pmem_revoke_list_close(struct p2pmem_revoke_list *list);
 unsigned int p2pmem_revoke_list_revoke(struct p2pmem_revoke_list *list);
 /* Waits up to @ms for every revoked user to release; logs who holds on, returns how many. */
 unsigned int p2pmem_revoke_list_wait(struct p2pmem_revoke_list *list, unsigned int ms);
+
+/*
+ * A wait queue (src/waitq.rs): p2pmem_waitq_wait() sleeps uninterruptibly for
+ * up to @ms until @done(@ctx), which must not sleep; p2pmem_waitq_wake() may
+ * be called from any context. Returns whether @done(@ctx) held.
+ */
+struct wait_queue_head *p2pmem_waitq_new(void);
+void p2pmem_waitq_free(struct wait_queue_head *wq);
+void p2pmem_waitq_wake(struct wait_queue_head *wq);
+bool p2pmem_waitq_wait(struct wait_queue_head *wq, bool (*done)(const void *ctx),
+		       const void *ctx, unsigned int ms);
 
 #endif /* _P2PMEM_KERNEL_H */

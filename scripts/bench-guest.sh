@@ -1,122 +1,216 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Benchmarks, inside the test-bed guest (scripts/bench.sh boots it). Prints tables:
-#  1. fio O_DIRECT bandwidth between the data NVMe and buffers in host memory, in the kernel's
-#     own C provider (the nvme driver's CMB, p2pmem/allocate), in p2pmem's kernel-pool slice
-#     (p2pmem/allocate again) and in p2pmem's Rust region (/dev/p2pmemN), on both devices;
-#  2. mmap setup rate (map + touch + unmap of 1 MiB) for the same providers;
-#  3. unbind latency with N pages mapped.
-# Numbers under TCG compare providers with each other, not with hardware.
+# Benchmarks, inside the test-bed guest (scripts/bench.sh boots it). Every figure is sampled
+# P2PMEM_BENCH_ROUNDS times (default 5), the alternatives it is compared with sampled in the
+# same round (interleaved), and printed as median [min-max] with its ratio to the reference:
+#  1. fio O_DIRECT read and write (psync) between the data NVMe and a buffer in host memory,
+#     in the kernel's own C provider (the nvme driver's CMB, p2pmem/allocate), in p2pmem's
+#     kernel-pool slice (p2pmem/allocate) and in p2pmem's Rust region (/dev/p2pmemN) of the
+#     same size on the same BAR, on both devices;
+#  2. the same with 4 jobs at queue depth 8 through libaio and io_uring, and the locks
+#     contended meanwhile (/proc/lock_stat);
+#  3. mmap setup rate: map, write every 4 KiB page, unmap;
+#  4. probe and unbind latency (nothing mapped, pages mapped, pages pinned by an O_DIRECT read
+#     in flight), and the unbind's steps as the module stamps them (src/unbind_clock.rs).
+# Under TCG the numbers compare providers with each other, not with hardware.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . tools/testing/selftests/p2pmem/lib.sh
 SIZE=${BENCH_SIZE:-32M}
+ROUNDS=${P2PMEM_BENCH_ROUNDS:-5}
+HELPER=tools/testing/selftests/p2pmem/bench_helper
+SAMPLES=/tmp/bench-samples
+: >"$SAMPLES"
 
 data_ctrl=$(nvme_ctrl_by serial p2pmem-data)
-cmb_ctrl=$(nvme_ctrl_by serial p2pmem-cmb)
+slow_ctrl=$(nvme_ctrl_by serial p2pmem-slow)
 data_dev=/dev/${data_ctrl}n1
-cmb=$(basename "$(readlink -f "/sys/class/nvme/$cmb_ctrl/device")")
+slow_dev=/dev/${slow_ctrl}n1
+cmb=$(cmb_bdf)
 ivshmem=$(ivshmem_bdf)
+# Half of each 64 MiB window goes to the kernel pool: the two buffers under test are equal.
+POOL=$((32 << 20))
 
-# fio bandwidth in MB/s: rw, iomem option.
-fio_bw() {
-	fio --name=bench --filename="$data_dev" --direct=1 --ioengine=psync --bs=128k \
-		--size="$SIZE" --rw="$1" ${2:+--iomem=$2} --output-format=json 2>/dev/null |
-		python3 -c 'import json,sys; j=json.load(sys.stdin)["jobs"][0]; print("%.1f" % ((j["read"]["bw"]+j["write"]["bw"])/1024))'
+sample() { printf '%s\t%s\n' "$1" "$2" >>"$SAMPLES"; }
+
+# fio bandwidth in MB/s: figure name, rw, ioengine, numjobs, iodepth, iomem (empty: malloc).
+fio_sample() {
+	local name=$1 rw=$2 engine=$3 jobs=$4 depth=$5 mem=$6 out bw
+	out=$(fio --name=bench --filename="$data_dev" --direct=1 --ioengine="$engine" --bs=128k \
+		--size="$SIZE" --rw="$rw" --numjobs="$jobs" --iodepth="$depth" --group_reporting \
+		${mem:+--iomem=$mem} --minimal 2>&1) || { echo "fio failed: $out" >&2; return 1; }
+	# Terse v3: field 7 is the read bandwidth, field 48 the write bandwidth (KiB/s).
+	bw=$(awk -F';' '{ print ($7 + $48) / 1024 }' <<<"$out")
+	sample "$name" "$bw"
 }
 
-# mmap setups per second of 1 MiB, touching every page.
-mmap_rate() {
-	python3 - "$1" <<'PY'
-import mmap, os, sys, time
-fd = os.open(sys.argv[1], os.O_RDWR)
-n, t0 = 0, time.monotonic()
-while time.monotonic() - t0 < 2.0:
-    m = mmap.mmap(fd, 1 << 20, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-    for off in range(0, 1 << 20, 4096):
-        m[off] = 1
-    m.close()
-    n += 1
-print("%.1f" % (n / (time.monotonic() - t0)))
-PY
+# The /dev/p2pmemN of PCI device $1.
+node_of() { "$HELPER" node "$1"; }
+
+mmap_sample() {
+	local out
+	out=$("$HELPER" mmap-rate "$2" $((1 << 20)) 1)
+	sample "$1" "$(sed 's/.*per_s=\([0-9.]*\).*/\1/' <<<"$out")"
 }
 
-node_of() { # bdf -> /dev/p2pmemN (the N-th bound device in probe order is not assumed)
-	local n
-	for n in /sys/class/misc/p2pmem*; do
-		[ -e "$n" ] || continue
-		python3 - "/dev/$(basename "$n")" "$1" <<'PY' && { echo "/dev/$(basename "$n")"; return; }
-import fcntl, os, struct, sys
-fd = os.open(sys.argv[1], os.O_RDWR)
-buf = bytearray(104)  # sizeof(struct p2pmem_info)
-fcntl.ioctl(fd, (2 << 30) | (len(buf) << 16) | (0xB9 << 8) | 0, buf)
-sys.exit(0 if buf[-16:].split(b"\0")[0].decode() == sys.argv[2] else 1)
-PY
+# One round of fio and mmap figures over "label=iomem" buffers, host memory first.
+fio_round() {
+	local buf label mem
+	fio_sample "fio read: host memory" read psync 1 1 ""
+	fio_sample "fio write: host memory" write psync 1 1 ""
+	for buf in "$@"; do
+		label=${buf%%=*}
+		mem=${buf#*=}
+		fio_sample "fio read: $label" read psync 1 1 "mmapshared:$mem"
+		fio_sample "fio write: $label" write psync 1 1 "mmapshared:$mem"
+		mmap_sample "mmap/s: $label" "$mem"
 	done
 }
 
-rows=()
-row() { rows+=("$(printf '| %-46s | %10s | %10s | %10s |' "$@")"); }
+scale_round() {
+	local buf label mem engine
+	for engine in libaio io_uring; do
+		for buf in "$@"; do
+			label=${buf%%=*}
+			mem=${buf#*=}
+			fio_sample "4 jobs x qd8 $engine read: $label" randread "$engine" 4 8 "mmapshared:$mem"
+		done
+	done
+}
 
-row "host memory (malloc)" "$(fio_bw read)" "$(fio_bw write)" "-"
+# The steps of the last "unbind took" line of device $1 as samples "unbind step <s>: $2".
+unbind_steps() {
+	dmesg | grep "$1: unbind took" | tail -n 1 |
+		sed 's/.*unbind took \([0-9]*\) us:/total \1/' |
+		awk -v what="$2" '{ for (i = 1; i < NF; i += 2) printf "unbind step %s: %s\t%s\n", $i, what, $(i + 1) / 1000 }' \
+			>>"$SAMPLES"
+}
 
-# The kernel's own provider: the nvme driver published the CMB.
-alloc=/sys/bus/pci/devices/$cmb/p2pmem/allocate
-if [ -e "$alloc" ]; then
-	row "kernel C provider: nvme CMB, p2pmem/allocate" \
-		"$(fio_bw read "mmapshared:$alloc")" "$(fio_bw write "mmapshared:$alloc")" "$(mmap_rate "$alloc")"
-fi
+ms_of() { sed 's/.*\<'"$1"'=\([0-9]*\).*/\1/' | awk '{ print $1 / 1000 }'; }
 
-insmod ./p2pmem.ko
-echo "$cmb" >"/sys/bus/pci/devices/$cmb/driver/unbind"
+echo "bench: $ROUNDS interleaved rounds; fio --direct=1 --bs=128k --size=$SIZE against $data_dev"
+
+# Phase 1: the CMB is the nvme driver's (its own P2PDMA provider); p2pmem has ivshmem.
+modprobe -r p2pmem 2>/dev/null || true
+insmod ./p2pmem.ko pool_size=$POOL
+iv_node=$(node_of "$ivshmem")
+kernel_cmb=/sys/bus/pci/devices/$cmb/p2pmem/allocate
+[ -e "$kernel_cmb" ] || { echo "the nvme driver published no CMB" >&2; exit 1; }
+for r in $(seq "$ROUNDS"); do
+	fio_round "kernel C provider (nvme CMB)=$kernel_cmb" \
+		"kernel pool slice, ivshmem=/sys/bus/pci/devices/$ivshmem/p2pmem/allocate" \
+		"p2pmem region, ivshmem=$iv_node"
+	scale_round "kernel pool slice, ivshmem=/sys/bus/pci/devices/$ivshmem/p2pmem/allocate" \
+		"p2pmem region, ivshmem=$iv_node"
+done
+
+# Phase 2: the CMB is p2pmem's.
+pci_unbind_any "$cmb"
 echo p2pmem >"/sys/bus/pci/devices/$cmb/driver_override"
-echo "$cmb" >/sys/bus/pci/drivers_probe
-for dev in "$ivshmem" "$cmb"; do
-	what=ivshmem
-	[ "$dev" = "$cmb" ] && what="NVMe CMB"
-	alloc=/sys/bus/pci/devices/$dev/p2pmem/allocate
-	row "p2pmem kernel-pool slice, $what (allocate)" \
-		"$(fio_bw read "mmapshared:$alloc")" "$(fio_bw write "mmapshared:$alloc")" "$(mmap_rate "$alloc")"
-	node=$(node_of "$dev")
-	row "p2pmem Rust region, $what ($node)" \
-		"$(fio_bw read "mmapshared:$node")" "$(fio_bw write "mmapshared:$node")" "$(mmap_rate "$node")"
+echo "$cmb" >/sys/bus/pci/drivers/p2pmem/bind
+cmb_node=$(node_of "$cmb")
+echo 0 >/proc/lock_stat
+echo 1 >/proc/sys/kernel/lock_stat
+for r in $(seq "$ROUNDS"); do
+	fio_round "kernel pool slice, NVMe CMB=/sys/bus/pci/devices/$cmb/p2pmem/allocate" \
+		"p2pmem region, NVMe CMB=$cmb_node"
+	scale_round "kernel pool slice, NVMe CMB=/sys/bus/pci/devices/$cmb/p2pmem/allocate" \
+		"p2pmem region, NVMe CMB=$cmb_node"
 done
+echo 0 >/proc/sys/kernel/lock_stat
+cp /proc/lock_stat /tmp/bench-lock_stat
 
-echo
-echo "fio --direct=1 --bs=128k --size=$SIZE psync against $data_dev; mmap: 1 MiB map+touch+unmap"
-printf '| %-46s | %10s | %10s | %10s |\n' "buffer" "read MB/s" "write MB/s" "mmap/s"
-printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..48})" "------------" "------------" "------------"
-printf '%s\n' "${rows[@]}"
-
-# Unbind latency with N pages mapped by a process that holds them.
-echo
-printf '| %-12s | %-10s | %16s |\n' "device" "pages out" "unbind (ms)"
-printf '|%s|%s|%s|\n' "--------------" "------------" "------------------"
-for pages in 0 256 4096 12288; do
-	node=$(node_of "$ivshmem")
-	python3 - "$node" "$pages" <<'PY' &
-import mmap, os, sys, time
-fd = os.open(sys.argv[1], os.O_RDWR)
-n = int(sys.argv[2])
-if n:
-    m = mmap.mmap(fd, n * 4096, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-open("/tmp/bench-mapped", "w").close()
-time.sleep(30)
-PY
-	holder=$!
-	while [ ! -e /tmp/bench-mapped ]; do sleep 0.1; done
-	rm -f /tmp/bench-mapped
-	t0=$(date +%s%N)
-	echo "$ivshmem" >/sys/bus/pci/drivers/p2pmem/unbind
-	t1=$(date +%s%N)
-	printf '| %-12s | %-10s | %16s |\n' ivshmem "$pages" "$(((t1 - t0) / 1000000))"
-	kill "$holder" 2>/dev/null || true
-	wait "$holder" 2>/dev/null || true
-	echo "$ivshmem" >/sys/bus/pci/drivers/p2pmem/bind
+# Phase 3: probe and unbind of ivshmem (64 MiB window, 32 MiB region, 32 MiB kernel pool),
+# and with no kernel pool (pool_size=0, 64 MiB region) for the pool's share.
+for r in $(seq "$ROUNDS"); do
+	out=$("$HELPER" unbind "$ivshmem")
+	sample "unbind: nothing mapped" "$(ms_of us <<<"$out")"
+	unbind_steps "$ivshmem" "nothing mapped"
+	sample "probe (bind)" "$("$HELPER" bind p2pmem "$ivshmem" | ms_of us)"
+	out=$("$HELPER" unbind "$ivshmem" $((4096 * 4096)))
+	sample "unbind: 4096 pages mapped" "$(ms_of us <<<"$out")"
+	"$HELPER" bind p2pmem "$ivshmem" >/dev/null
+	out=$("$HELPER" unbind-held "$ivshmem" "$slow_dev" $((256 << 10)))
+	sample "unbind: 64 pages pinned by a read" "$(ms_of us <<<"$out")"
+	sample "unbind: return after the last page" "$(ms_of release_to_return_us <<<"$out")"
+	unbind_steps "$ivshmem" "pinned"
+	"$HELPER" bind p2pmem "$ivshmem" >/dev/null
 done
-
-echo "$cmb" >/sys/bus/pci/drivers/p2pmem/unbind
+pci_unbind_any "$cmb"
 rmmod p2pmem
-echo >"/sys/bus/pci/devices/$cmb/driver_override"
-echo "$cmb" >/sys/bus/pci/drivers_probe
+insmod ./p2pmem.ko pool_size=0
+for r in $(seq "$ROUNDS"); do
+	out=$("$HELPER" unbind "$ivshmem")
+	sample "unbind: nothing mapped, no kernel pool" "$(ms_of us <<<"$out")"
+	unbind_steps "$ivshmem" "no kernel pool"
+	sample "probe (bind), no kernel pool" "$("$HELPER" bind p2pmem "$ivshmem" | ms_of us)"
+done
+rmmod p2pmem
+cmb_restore_nvme "$cmb"
+
+python3 - "$SAMPLES" <<'PY'
+import collections, statistics, sys
+
+samples = collections.OrderedDict()
+for line in open(sys.argv[1]):
+    name, value = line.rstrip("\n").split("\t")
+    samples.setdefault(name, []).append(float(value))
+
+def fmt(name):
+    v = samples[name]
+    return "%9.1f [%.1f-%.1f]" % (statistics.median(v), min(v), max(v))
+
+def table(title, unit, rows):
+    """rows: (name, reference name or None)"""
+    print("\n%s\n" % title)
+    print("| %-52s | %-26s | %-34s |" % ("figure (%s)" % unit, "median [min-max]", "ratio to reference"))
+    print("|%s|%s|%s|" % ("-" * 54, "-" * 28, "-" * 36))
+    for name, ref in rows:
+        if name not in samples:
+            continue
+        ratio = ""
+        if ref and ref in samples and statistics.median(samples[ref]) > 0:
+            ratio = "%.2f (vs %s)" % (statistics.median(samples[name]) / statistics.median(samples[ref]), ref.split(": ", 1)[-1])
+        print("| %-52s | %-26s | %-34s |" % (name, fmt(name), ratio))
+
+def devices(prefix):
+    rows = []
+    for dev in ("ivshmem", "NVMe CMB"):
+        rows.append(("%s: kernel pool slice, %s" % (prefix, dev), "%s: host memory" % prefix))
+        rows.append(("%s: p2pmem region, %s" % (prefix, dev), "%s: kernel pool slice, %s" % (prefix, dev)))
+    return rows
+
+for rw in ("read", "write"):
+    p = "fio " + rw
+    table("fio O_DIRECT %s, psync, 1 job (higher is better)" % rw, "MB/s",
+          [(p + ": host memory", None),
+           (p + ": kernel C provider (nvme CMB)", p + ": host memory")] + devices(p))
+for engine in ("libaio", "io_uring"):
+    p = "4 jobs x qd8 %s read" % engine
+    table("fio O_DIRECT random read, %s, 4 jobs, iodepth 8 (higher is better)" % engine, "MB/s", devices(p))
+table("mmap setup: map 1 MiB, write every 4 KiB page, unmap (higher is better)", "per s",
+      [("mmap/s: kernel C provider (nvme CMB)", None)] +
+      [(n, r) for n, r in devices("mmap/s") if "region" in n] +
+      [("mmap/s: kernel pool slice, ivshmem", "mmap/s: kernel C provider (nvme CMB)"),
+       ("mmap/s: kernel pool slice, NVMe CMB", "mmap/s: kernel C provider (nvme CMB)")])
+table("probe and unbind, ivshmem 64 MiB (lower is better)", "ms",
+      [("probe (bind)", None), ("probe (bind), no kernel pool", "probe (bind)"),
+       ("unbind: nothing mapped", None),
+       ("unbind: nothing mapped, no kernel pool", "unbind: nothing mapped"),
+       ("unbind: 4096 pages mapped", "unbind: nothing mapped"),
+       ("unbind: 64 pages pinned by a read", "unbind: nothing mapped"),
+       ("unbind: return after the last page", "unbind: nothing mapped")])
+steps = [n for n in samples if n.startswith("unbind step ")]
+table("unbind, step by step as the module stamps it (src/unbind_clock.rs; lower is better)", "ms",
+      [(n, None) for n in steps])
+PY
+
+echo
+echo "Most contended lock classes during phase 2's fio runs (/proc/lock_stat: con-bounces, contentions):"
+awk '/^ *[^ ].*:/ && NF > 8 && $(NF - 9) ~ /^[0-9]+$/ { print }' /tmp/bench-lock_stat |
+	sort -t: -k2 -n -r 2>/dev/null | head -n 0
+grep -E '^ +[^ -].*: +[0-9]+ +[0-9]+' /tmp/bench-lock_stat | sort -k3 -n -r -t: 2>/dev/null |
+	awk '{ printf "  %s\n", $0 }' | head -n 8
+echo "p2pmem's own lock classes in /proc/lock_stat:"
+grep -E 'p2pmem|cdev\.rs|tracker|region' /tmp/bench-lock_stat | sed 's/^/  /' | head -n 8 || echo "  (none contended)"

@@ -19,13 +19,16 @@
 //!   `FOLL_PCI_P2PDMA | FOLL_LONGTERM`;
 //! - [`revoke`] tells long-term in-kernel users to let go before unbind waits;
 //! - [`cdev`] serves `/dev/p2pmemN`, [`sysfs`] its counters on the PCI device;
+//! - [`unbind_clock`] times each step of an unbind;
 //! - [`bindings`] holds the module's own bindgen output for the C shim.
 
 use kernel::{
     device::{self, Core},
     driver, pci,
     prelude::*,
+    sync::Arc,
 };
+use unbind_clock::{Mark, Step, UnbindClock};
 
 mod bindings;
 mod cdev;
@@ -37,6 +40,8 @@ mod pci_dynid;
 mod pgmap;
 mod sysfs;
 mod tracker;
+mod unbind_clock;
+mod waitq;
 
 // Kernel-independent: their items are `pub` for the host test crate (`tools/testing/host`).
 #[expect(unreachable_pub)]
@@ -142,23 +147,29 @@ struct P2pmemDriver;
 /// Fields drop in declaration order, the reverse of how probe sets them up: userspace and
 /// in-kernel users lose their way in first (`published`, `cdev`), the pages go next (`region`,
 /// which drains before `memunmap_pages()`), then the claims on the device. The kernel's P2PDMA
-/// state (the provider, the pool) is devres and goes after all of this.
+/// state (the provider, the pool) is devres and goes after all of this. Each `_*ed` mark stamps
+/// the end of the field's drop before it on `clock`.
 #[pin_data(PinnedDrop)]
 struct P2pmemDevice<'bound> {
     pdev: &'bound pci::Device<device::Bound>,
     window: layout::Window,
+    clock: Arc<UnbindClock>,
     /// The pool published and registrations taken: the last step of probe.
     published: Published<'bound>,
     /// `/dev/p2pmemN`, registered second to last.
     #[pin]
     cdev: cdev::Cdev,
+    _cdev_removed: Mark,
     _sysfs: sysfs::SysfsGroup<'bound>,
+    _sysfs_removed: Mark,
     region: cdev::Region<'bound>,
+    _region_unmapped: Mark,
     pool: Option<p2pdma::KernelPool<'bound>>,
     _claim: pci_bar::BarClaim<'bound>,
     _cmb: Option<nvme_cmb::CmbControl<'bound>>,
     _enabled: pci_bar::MemEnabled<'bound>,
     _provider: p2pdma::Provider<'bound>,
+    _claims_released: Mark,
 }
 
 /// The kernel pool published and revoke registrations taken, from the end of probe until the
@@ -205,6 +216,10 @@ impl P2pmemDriver {
     fn setup<'bound>(
         pdev: &'bound pci::Device<Core<'_>>,
     ) -> Result<impl PinInit<P2pmemDevice<'bound>, Error> + 'bound> {
+        // The devres marks bracket the kernel's P2PDMA teardown: the first one registered is
+        // released last, after `pci_p2pdma_release()`.
+        let clock = UnbindClock::new()?;
+        Mark::register(pdev.as_ref(), &clock, Step::DevresEnd)?;
         // A memory target only: decoding on, bus mastering off.
         let enabled = pci_bar::MemEnabled::new(pdev)?;
 
@@ -225,6 +240,8 @@ impl P2pmemDriver {
             .inspect_err(|err| dev_err!(pdev, "BAR {} is busy: {:?}\n", window.bar, err))?;
         let provider = p2pdma::Provider::new(pdev, window.bar)
             .inspect_err(|err| dev_err!(pdev, "no P2PDMA provider: {:?}\n", err))?;
+        // Released after the pool's devres (registered next), before `pci_p2pdma_release()`.
+        Mark::register(pdev.as_ref(), &clock, Step::PoolUnmapped)?;
 
         // The kernel pool exists from here, unpublished: nobody can find it yet.
         let pool = if split.pool > 0 {
@@ -235,6 +252,8 @@ impl P2pmemDriver {
         } else {
             None
         };
+        // The last devres of the binding: released first.
+        Mark::register(pdev.as_ref(), &clock, Step::DevresBegin)?;
         p2pdma::verify_pagemap_layout(pdev, &provider, pool.as_ref())?;
         let pagemap = KBox::pin_init(
             p2pdma::p2p_pagemap(
@@ -291,18 +310,28 @@ impl P2pmemDriver {
         );
 
         // The fields in the order they are set up; the last two publish.
+        let dev = pdev.as_ref();
+        let claims_released = Mark::new(dev, &clock, Step::ClaimsReleased);
+        let region_unmapped = Mark::new(dev, &clock, Step::RegionUnmapped);
+        let sysfs_removed = Mark::new(dev, &clock, Step::SysfsRemoved);
+        let cdev_removed = Mark::new(dev, &clock, Step::CdevRemoved);
         Ok(try_pin_init!(P2pmemDevice {
             pdev: bound,
             window,
+            _claims_released: claims_released,
             _provider: provider,
             _enabled: enabled,
             _cmb: cmb,
             _claim: claim,
             pool,
+            _region_unmapped: region_unmapped,
             region,
+            _sysfs_removed: sysfs_removed,
             _sysfs: sysfs,
+            _cdev_removed: cdev_removed,
             cdev <- cdev,
             published: Published::new(bound, has_pool, revoke),
+            clock,
         }))
     }
 }
@@ -323,10 +352,15 @@ impl pci::Driver for P2pmemDriver {
     }
 
     fn unbind<'bound>(pdev: &'bound pci::Device<Core<'_>>, this: Pin<&Self::Data<'bound>>) {
+        let clock = &this.clock;
+        clock.stamp(Step::Begin);
         // In-kernel users find the pool no more, and long-term ones are told to let go.
         this.published.withdraw();
+        clock.stamp(Step::Unpublished);
         let users = this.published.revoke.revoke_all();
+        clock.stamp(Step::UsersRevoked);
         let pool_ms = this.pool.as_ref().map_or(0, |pool| pool.drain());
+        clock.stamp(Step::PoolDrained);
         if users > 0 || pool_ms > 0 {
             dev_info!(
                 pdev,
@@ -338,6 +372,7 @@ impl pci::Driver for P2pmemDriver {
         // Then userspace: no new mappings, every mapping zapped, every page back.
         let outstanding = this.region.outstanding();
         let waited_ms = this.region.revoke();
+        clock.stamp(Step::RegionDrained);
         dev_info!(
             pdev,
             "unbind: {} pages were out, all back after {} ms\n",
@@ -350,6 +385,7 @@ impl pci::Driver for P2pmemDriver {
 #[pinned_drop]
 impl PinnedDrop for P2pmemDevice<'_> {
     fn drop(self: Pin<&mut Self>) {
+        self.clock.stamp(Step::DataDropped);
         dev_info!(
             self.pdev,
             "released BAR {} ({} MiB)\n",

@@ -193,6 +193,11 @@ impl<S: Deref<Target = [AtomicU64]>> PagePool<S> {
         self.outstanding()
     }
 
+    /// Whether [`Self::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        !self.open.load(Ordering::SeqCst)
+    }
+
     /// Pages handed out and not back yet.
     pub fn outstanding(&self) -> u64 {
         // Read `freed` first: it never passes `handed_out`, so the difference cannot underflow.

@@ -504,3 +504,29 @@ void p2pmem_revoke_release(struct p2pmem_revoke *r)
 	spin_unlock_irqrestore(&list->lock, flags);
 }
 EXPORT_SYMBOL_GPL(p2pmem_revoke_release);
+
+/* The unbind gate's wait queue (src/waitq.rs). */
+struct wait_queue_head *p2pmem_waitq_new(void)
+{
+	struct wait_queue_head *wq = kmalloc(sizeof(*wq), GFP_KERNEL);
+
+	if (wq)
+		init_waitqueue_head(wq);
+	return wq;
+}
+
+void p2pmem_waitq_free(struct wait_queue_head *wq)
+{
+	kfree(wq);
+}
+
+void p2pmem_waitq_wake(struct wait_queue_head *wq)
+{
+	wake_up_all(wq);
+}
+
+bool p2pmem_waitq_wait(struct wait_queue_head *wq, bool (*done)(const void *ctx),
+		       const void *ctx, unsigned int ms)
+{
+	return wait_event_timeout(*wq, done(ctx), msecs_to_jiffies(ms)) > 0;
+}

@@ -7,17 +7,21 @@
 //! is zero, saying every few seconds what it still waits for. It never gives up: a page that
 //! has not come back may still be the target of DMA, so tearing down would be a use-after-free.
 
-use crate::region::{words_for, PagePool, PoolError, PoolStats};
+use crate::{
+    region::{words_for, PagePool, PoolError, PoolStats},
+    waitq::WaitQueue,
+};
 // The page pool is kernel-independent (host-tested), so its bitmap uses `core`'s atomics.
 use core::sync::atomic::AtomicU64;
 use kernel::{
     device::Device,
     prelude::*,
     sync::atomic::{Atomic, Relaxed},
-    time::{delay::fsleep, Delta},
+    time::{Instant, Monotonic},
 };
 
-/// How often [`Tracker::drain`] revokes again and re-checks.
+/// How often [`Tracker::drain`] revokes again while it waits; it also re-checks whenever the
+/// last page comes back.
 const DRAIN_TICK_MS: i64 = 20;
 /// How often [`Tracker::drain`] logs the pages it still waits for.
 const DRAIN_LOG_EVERY_MS: i64 = 5000;
@@ -37,6 +41,8 @@ pub(crate) const MAX_TEST_BAD_FREES: usize = 1 << 16;
 /// The pages of one region: which are free, and how many are out.
 pub(crate) struct Tracker {
     pool: PagePool<KVVec<AtomicU64>>,
+    /// [`Tracker::drain`] sleeps here; woken when the last page comes back after the close.
+    drained: WaitQueue,
 }
 
 impl Tracker {
@@ -50,6 +56,7 @@ impl Tracker {
         }
         Ok(Self {
             pool: PagePool::new(bits, pages).ok_or(EINVAL)?,
+            drained: WaitQueue::new()?,
         })
     }
 
@@ -95,6 +102,11 @@ impl Tracker {
             } else if reported == BAD_FREE_REPORTS {
                 pr_warn!("more pages freed but not handed out; not reporting them\n");
             }
+            return;
+        }
+        // The last page back after the close: unbind need not wait for its next tick.
+        if self.pool.is_closed() && self.pool.outstanding() == 0 {
+            self.drained.wake_all();
         }
     }
 
@@ -109,14 +121,16 @@ impl Tracker {
     /// every few seconds. Returns the milliseconds it waited.
     pub(crate) fn drain(&self, dev: &Device, mut revoke: impl FnMut()) -> u64 {
         let at_close = self.pool.close();
-        let mut waited_ms: i64 = 0;
+        let start = Instant::<Monotonic>::now();
+        let mut next_log_ms = DRAIN_LOG_EVERY_MS;
         loop {
             revoke();
             let outstanding = self.pool.outstanding();
             if outstanding == 0 {
                 break;
             }
-            if waited_ms > 0 && waited_ms % DRAIN_LOG_EVERY_MS == 0 {
+            let waited_ms = start.elapsed().as_millis();
+            if waited_ms >= next_log_ms {
                 dev_info!(
                     dev,
                     "unbind: waiting for {} of {} pages handed out ({} s)\n",
@@ -124,10 +138,11 @@ impl Tracker {
                     at_close,
                     waited_ms / 1000
                 );
+                next_log_ms += DRAIN_LOG_EVERY_MS;
             }
-            fsleep(Delta::from_millis(DRAIN_TICK_MS));
-            waited_ms += DRAIN_TICK_MS;
+            self.drained
+                .wait_until(DRAIN_TICK_MS as u32, &|| self.pool.outstanding() == 0);
         }
-        waited_ms as u64
+        start.elapsed().as_millis().unsigned_abs()
     }
 }
