@@ -17,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . tools/testing/selftests/p2pmem/lib.sh
-SIZE=${BENCH_SIZE:-32M}
+SIZE=${P2PMEM_BENCH_SIZE:-16M}
 ROUNDS=${P2PMEM_BENCH_ROUNDS:-5}
 HELPER=tools/testing/selftests/p2pmem/bench_helper
 SAMPLES=/tmp/bench-samples
@@ -32,50 +32,58 @@ ivshmem=$(ivshmem_bdf)
 # Half of each 64 MiB window goes to the kernel pool: the two buffers under test are equal.
 POOL=$((32 << 20))
 
-sample() { printf '%s\t%s\n' "$1" "$2" >>"$SAMPLES"; }
+# Progress on stderr: what runs, and the guest's seconds so far.
+progress() { printf '[bench %4ds] %s\n' "$SECONDS" "$*" >&2; }
 
-# fio bandwidth in MB/s: figure name, rw, ioengine, numjobs, iodepth, iomem (empty: malloc).
-fio_sample() {
-	local name=$1 rw=$2 engine=$3 jobs=$4 depth=$5 mem=$6 out bw
-	out=$(fio --name=bench --filename="$data_dev" --direct=1 --ioengine="$engine" --bs=128k \
-		--size="$SIZE" --rw="$rw" --numjobs="$jobs" --iodepth="$depth" --group_reporting \
-		${mem:+--iomem=$mem} --minimal 2>&1) || { echo "fio failed: $out" >&2; return 1; }
-	# Terse v3: field 7 is the read bandwidth, field 48 the write bandwidth (KiB/s).
-	bw=$(awk -F';' '{ print ($7 + $48) / 1024 }' <<<"$out")
-	sample "$name" "$bw"
-}
+sample() { printf '%s\t%s\n' "$1" "$2" >>"$SAMPLES"; }
 
 # The /dev/p2pmemN of PCI device $1.
 node_of() { "$HELPER" node "$1"; }
 
-mmap_sample() {
-	local out
-	out=$("$HELPER" mmap-rate "$2" $((1 << 20)) 1)
-	sample "$1" "$(sed 's/.*per_s=\([0-9.]*\).*/\1/' <<<"$out")"
-}
-
-# One round of fio and mmap figures over "label=iomem" buffers, host memory first.
+# One fio run of every job of a round, one after the other (starting fio costs ~10 s under
+# TCG; the jobs' bandwidths are what is compared). Arguments: "label=iomem" buffers; each gets
+# a read and a write job (psync, 1 job) and two random-read jobs of 4 jobs at depth 8 (libaio,
+# io_uring); host memory too. The order rotates with the round number ($1).
 fio_round() {
-	local buf label mem
-	fio_sample "fio read: host memory" read psync 1 1 ""
-	fio_sample "fio write: host memory" write psync 1 1 ""
-	for buf in "$@"; do
-		label=${buf%%=*}
-		mem=${buf#*=}
-		fio_sample "fio read: $label" read psync 1 1 "mmapshared:$mem"
-		fio_sample "fio write: $label" write psync 1 1 "mmapshared:$mem"
-		mmap_sample "mmap/s: $label" "$mem"
-	done
-}
-
-scale_round() {
-	local buf label mem engine
-	for engine in libaio io_uring; do
-		for buf in "$@"; do
-			label=${buf%%=*}
+	local round=$1 jobfile=/tmp/bench.fio i=0 jobs=() buf label mem n
+	shift
+	labels=("host memory" "${@%%=*}")
+	{
+		printf '[global]\nfilename=%s\ndirect=1\nbs=128k\nstonewall\nnew_group\ngroup_reporting\n' "$data_dev"
+		for buf in "" "$@"; do
 			mem=${buf#*=}
-			fio_sample "4 jobs x qd8 $engine read: $label" randread "$engine" 4 8 "mmapshared:$mem"
+			for job in read write libaio io_uring; do
+				# Host memory is the reference of the single-job figures only.
+				[ -z "$buf" ] && [ ${#job} -gt 5 ] && continue
+				jobs+=("$(printf '[b%d_%s]\n%s%s\n' "$i" "$job" \
+					"$(case $job in
+					read | write) printf 'rw=%s\nioengine=psync\nsize=%s\n' "$job" "$SIZE" ;;
+					*) printf 'rw=randread\nioengine=%s\nnumjobs=4\niodepth=8\nsize=%s\n' "$job" "$SIZE" ;;
+					esac)" "${mem:+iomem=mmapshared:$mem}")")
+			done
+			i=$((i + 1))
 		done
+		n=${#jobs[@]}
+		for i in $(seq 0 $((n - 1))); do
+			printf '%s\n' "${jobs[$(((i + round) % n))]}"
+		done
+	} >"$jobfile"
+	fio --minimal "$jobfile" >/tmp/bench.fio.out 2>&1 || { cat /tmp/bench.fio.out >&2; return 1; }
+	# Terse v3: field 3 is the job name, 7 the read bandwidth, 48 the write bandwidth (KiB/s).
+	while IFS=';' read -r -a f; do
+		[ "${f[0]}" = 3 ] || continue
+		i=${f[2]#b}
+		job=${i#*_}
+		i=${i%%_*}
+		case $job in
+		read | write) name="fio $job: ${labels[$i]}" ;;
+		*) name="4 jobs x qd8 $job read: ${labels[$i]}" ;;
+		esac
+		sample "$name" "$(awk -v r="${f[6]}" -v w="${f[47]}" 'BEGIN { print (r + w) / 1024 }')"
+	done </tmp/bench.fio.out
+	for buf in "$@"; do
+		"$HELPER" mmap-rate "${buf#*=}" $((1 << 20)) 1 >/tmp/bench.mmap
+		sample "mmap/s: ${buf%%=*}" "$(sed 's/.*per_s=\([0-9.]*\).*/\1/' /tmp/bench.mmap)"
 	done
 }
 
@@ -98,10 +106,9 @@ iv_node=$(node_of "$ivshmem")
 kernel_cmb=/sys/bus/pci/devices/$cmb/p2pmem/allocate
 [ -e "$kernel_cmb" ] || { echo "the nvme driver published no CMB" >&2; exit 1; }
 for r in $(seq "$ROUNDS"); do
-	fio_round "kernel C provider (nvme CMB)=$kernel_cmb" \
+	progress "phase 1 (CMB on nvme, ivshmem on p2pmem): round $r of $ROUNDS"
+	fio_round "$r" "kernel C provider (nvme CMB)=$kernel_cmb" \
 		"kernel pool slice, ivshmem=/sys/bus/pci/devices/$ivshmem/p2pmem/allocate" \
-		"p2pmem region, ivshmem=$iv_node"
-	scale_round "kernel pool slice, ivshmem=/sys/bus/pci/devices/$ivshmem/p2pmem/allocate" \
 		"p2pmem region, ivshmem=$iv_node"
 done
 
@@ -113,9 +120,8 @@ cmb_node=$(node_of "$cmb")
 echo 0 >/proc/lock_stat
 echo 1 >/proc/sys/kernel/lock_stat
 for r in $(seq "$ROUNDS"); do
-	fio_round "kernel pool slice, NVMe CMB=/sys/bus/pci/devices/$cmb/p2pmem/allocate" \
-		"p2pmem region, NVMe CMB=$cmb_node"
-	scale_round "kernel pool slice, NVMe CMB=/sys/bus/pci/devices/$cmb/p2pmem/allocate" \
+	progress "phase 2 (CMB on p2pmem): round $r of $ROUNDS"
+	fio_round "$r" "kernel pool slice, NVMe CMB=/sys/bus/pci/devices/$cmb/p2pmem/allocate" \
 		"p2pmem region, NVMe CMB=$cmb_node"
 done
 echo 0 >/proc/sys/kernel/lock_stat
@@ -124,6 +130,7 @@ cp /proc/lock_stat /tmp/bench-lock_stat
 # Phase 3: probe and unbind of ivshmem (64 MiB window, 32 MiB region, 32 MiB kernel pool),
 # and with no kernel pool (pool_size=0, 64 MiB region) for the pool's share.
 for r in $(seq "$ROUNDS"); do
+	progress "phase 3 (probe and unbind): round $r of $ROUNDS"
 	out=$("$HELPER" unbind "$ivshmem")
 	sample "unbind: nothing mapped" "$(ms_of us <<<"$out")"
 	unbind_steps "$ivshmem" "nothing mapped"
@@ -131,8 +138,8 @@ for r in $(seq "$ROUNDS"); do
 	out=$("$HELPER" unbind "$ivshmem" $((4096 * 4096)))
 	sample "unbind: 4096 pages mapped" "$(ms_of us <<<"$out")"
 	"$HELPER" bind p2pmem "$ivshmem" >/dev/null
-	out=$("$HELPER" unbind-held "$ivshmem" "$slow_dev" $((256 << 10)))
-	sample "unbind: 64 pages pinned by a read" "$(ms_of us <<<"$out")"
+	out=$("$HELPER" unbind-held "$ivshmem" "$slow_dev" $((2 << 20)))
+	sample "unbind: 512 pages pinned by a read" "$(ms_of us <<<"$out")"
 	sample "unbind: return after the last page" "$(ms_of release_to_return_us <<<"$out")"
 	unbind_steps "$ivshmem" "pinned"
 	"$HELPER" bind p2pmem "$ivshmem" >/dev/null
@@ -141,6 +148,7 @@ pci_unbind_any "$cmb"
 rmmod p2pmem
 insmod ./p2pmem.ko pool_size=0
 for r in $(seq "$ROUNDS"); do
+	progress "phase 3 (probe and unbind, no kernel pool): round $r of $ROUNDS"
 	out=$("$HELPER" unbind "$ivshmem")
 	sample "unbind: nothing mapped, no kernel pool" "$(ms_of us <<<"$out")"
 	unbind_steps "$ivshmem" "no kernel pool"
@@ -149,8 +157,8 @@ done
 rmmod p2pmem
 cmb_restore_nvme "$cmb"
 
-python3 - "$SAMPLES" <<'PY'
-import collections, statistics, sys
+python3 - "$SAMPLES" /tmp/bench-lock_stat <<'PY'
+import collections, re, statistics, sys
 
 samples = collections.OrderedDict()
 for line in open(sys.argv[1]):
@@ -188,7 +196,9 @@ for rw in ("read", "write"):
            (p + ": kernel C provider (nvme CMB)", p + ": host memory")] + devices(p))
 for engine in ("libaio", "io_uring"):
     p = "4 jobs x qd8 %s read" % engine
-    table("fio O_DIRECT random read, %s, 4 jobs, iodepth 8 (higher is better)" % engine, "MB/s", devices(p))
+    table("fio O_DIRECT random read, %s, 4 jobs, iodepth 8 (higher is better)" % engine, "MB/s",
+          [(p + ": kernel C provider (nvme CMB)", None)] +
+          [(n, None if "kernel pool" in n else r) for n, r in devices(p)])
 table("mmap setup: map 1 MiB, write every 4 KiB page, unmap (higher is better)", "per s",
       [("mmap/s: kernel C provider (nvme CMB)", None)] +
       [(n, r) for n, r in devices("mmap/s") if "region" in n] +
@@ -199,18 +209,25 @@ table("probe and unbind, ivshmem 64 MiB (lower is better)", "ms",
        ("unbind: nothing mapped", None),
        ("unbind: nothing mapped, no kernel pool", "unbind: nothing mapped"),
        ("unbind: 4096 pages mapped", "unbind: nothing mapped"),
-       ("unbind: 64 pages pinned by a read", "unbind: nothing mapped"),
+       ("unbind: 512 pages pinned by a read", "unbind: nothing mapped"),
        ("unbind: return after the last page", "unbind: nothing mapped")])
 steps = [n for n in samples if n.startswith("unbind step ")]
 table("unbind, step by step as the module stamps it (src/unbind_clock.rs; lower is better)", "ms",
       [(n, None) for n in steps])
-PY
 
-echo
-echo "Most contended lock classes during phase 2's fio runs (/proc/lock_stat: con-bounces, contentions):"
-awk '/^ *[^ ].*:/ && NF > 8 && $(NF - 9) ~ /^[0-9]+$/ { print }' /tmp/bench-lock_stat |
-	sort -t: -k2 -n -r 2>/dev/null | head -n 0
-grep -E '^ +[^ -].*: +[0-9]+ +[0-9]+' /tmp/bench-lock_stat | sort -k3 -n -r -t: 2>/dev/null |
-	awk '{ printf "  %s\n", $0 }' | head -n 8
-echo "p2pmem's own lock classes in /proc/lock_stat:"
-grep -E 'p2pmem|cdev\.rs|tracker|region' /tmp/bench-lock_stat | sed 's/^/  /' | head -n 8 || echo "  (none contended)"
+# Lock contention over phase 2's fio runs (both devices' pool slices and regions).
+locks = []
+for line in open(sys.argv[2]):
+    m = re.match(r"^\s*(\S.*?):\s+(\d+)\s+(\d+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\d+)\s+(\d+)", line)
+    if m:
+        locks.append((int(m.group(3)), m.group(1), int(m.group(9)), m.group(6)))
+locks.sort(reverse=True)
+print("\nLock classes most contended during phase 2's fio runs (/proc/lock_stat, CONFIG_LOCK_STAT):\n")
+print("| %-48s | %12s | %14s | %16s |" % ("class", "contentions", "acquisitions", "wait total (us)"))
+print("|%s|%s|%s|%s|" % ("-" * 50, "-" * 14, "-" * 16, "-" * 18))
+ours = [l for l in locks if l[1].startswith("src/") or "p2pmem" in l[1]]
+for c, name, acq, wait in locks[:8] + [l for l in ours if l not in locks[:8]]:
+    print("| %-48s | %12d | %14d | %16s |" % (name[:48], c, acq, wait))
+if not ours:
+    print("(no lock class of p2pmem's was contended)")
+PY

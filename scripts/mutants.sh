@@ -39,6 +39,7 @@ kmalloc-tracker|src/tracker.rs|let mut bits = KVVec::with_capacity(words, GFP_KE
 unlimited-complaints|src/tracker.rs|            if reported < BAD_FREE_REPORTS {|            if reported < u32::MAX {|bind_test -t bad_frees_are_reported_ten_times_then_not|bad_frees_are_reported_ten_times_then_not|every page freed that was not out is logged, from any context (no limit)
 probe-leak|src/p2pmem.rs|let enabled = pci_bar::MemEnabled::new(pdev)?;|let enabled = pci_bar::MemEnabled::new(pdev)?; core::mem::forget(KBox::new([0u8; 64], GFP_KERNEL)?);|bind_test -t ivshmem_binds_by_id|kmemleak reports no leak|every probe leaks 64 bytes
 layout-guard|src/p2pdma.rs|.add(size_of::<bindings::dev_pagemap>())|.add(size_of::<bindings::dev_pagemap>() - 8)|bind_test -t ivshmem_binds_by_id|p2pmem\.ivshmem_binds_by_id|the kernel's struct pci_p2pdma_pagemap seen with another layout: the provider pointer is not where the module looks
+unbind-clock-order|src/p2pmem.rs|clock.stamp(Step::Unpublished);|clock.stamp(Step::Unpublished); clock.stamp(Step::Begin);|bind_test -t unbind_reports_its_steps|unbind_reports_its_steps|the unbind's start is stamped after its first step (a step of the breakdown comes out negative)
 old-inode|rev:b546a0e|||bind_test -t node_on_an_unmounted_tmpfs_is_not_kept|node_on_an_unmounted_tmpfs_is_not_kept,bind_test: kernel log clean,the guest died: (BUG,KASAN,Oops)|the module before issue 9: keeps the first opener's inode (a tmpfs node, then unmounted)
 EOF
 )

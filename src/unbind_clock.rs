@@ -106,7 +106,7 @@ impl UnbindClock {
             *at = stamp.load(Relaxed);
         }
         // A failed probe, or an unbind whose data is dropped without `unbind()`: nothing to say.
-        if at.iter().any(|&ns| ns == 0) {
+        if at.contains(&0) {
             return;
         }
         // One line of `name us` pairs, for scripts/bench-guest.sh.

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/p2pmem.h>
@@ -159,6 +160,61 @@ TEST_F(p2pmem, ivshmem_binds_by_id)
 	ASSERT_EQ(0, pci_driver_file(P2PMEM_DRIVER, "unbind", self->ivshmem));
 	ASSERT_EQ(0, sysfs_read(path, val, sizeof(val)));
 	EXPECT_STREQ("0", val);
+}
+
+/* The steps src/unbind_clock.rs reports, in the order they run. */
+static const char *const unbind_steps[] = {
+	"unpublish", "revoke_users", "pool_drain", "zap_drain", "driver_core", "cdev", "sysfs",
+	"memunmap_region", "claims", "devres_start", "memunmap_pool", "p2pdma_release",
+};
+
+#define UNBIND_STEPS ARRAY_SIZE(unbind_steps)
+
+/*
+ * The unbind's own account of its steps is whole and consistent with what its caller saw:
+ * every step named once, in order, none negative; their sum within rounding (1 us a step) of
+ * the total; the total within the unbind(2)'s write as the caller timed it. A step stamped out
+ * of order, or one stamped at the wrong end, turns a step negative or the sum wrong.
+ */
+TEST_F(p2pmem, unbind_reports_its_steps)
+{
+	const char *const found[] = { self->ivshmem, "unbind took ", NULL };
+	long long total, step, sum = 0, t0, t1;
+	char line[1024], *p, *end;
+	struct timespec ts;
+	size_t i;
+
+	ASSERT_EQ(0, module_load(""));
+	ASSERT_TRUE(bound_to(self->ivshmem, P2PMEM_DRIVER));
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	t0 = ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+	ASSERT_EQ(0, pci_driver_file(P2PMEM_DRIVER, "unbind", self->ivshmem));
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	t1 = ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+	ASSERT_TRUE(kmsg_grep(self->kmsg, found, line, sizeof(line)));
+	TH_LOG("%s", line);
+	p = strstr(line, "unbind took ") + strlen("unbind took ");
+	total = strtoll(p, &end, 10);
+	ASSERT_EQ(0, strncmp(end, " us:", 4));
+	p = end + 4;
+	for (i = 0; i < UNBIND_STEPS; i++) {
+		ASSERT_EQ(' ', *p);
+		p++;
+		ASSERT_EQ(0, strncmp(p, unbind_steps[i], strlen(unbind_steps[i])))
+			TH_LOG("step %zu: expected %s at \"%s\"", i, unbind_steps[i], p);
+		p += strlen(unbind_steps[i]);
+		step = strtoll(p, &end, 10);
+		ASSERT_NE(p, end);
+		EXPECT_LE(0, step) TH_LOG("%s took %lld us", unbind_steps[i], step);
+		sum += step;
+		p = end;
+	}
+	EXPECT_TRUE(*p == '\0' || *p == '\n') TH_LOG("more after the last step: \"%s\"", p);
+	EXPECT_LE(sum, total);
+	EXPECT_LT(total, sum + (long long)UNBIND_STEPS);
+	EXPECT_LT(0, total);
+	/* The write spans the whole unbind: the total cannot exceed what its caller saw. */
+	EXPECT_LE(total, t1 - t0) TH_LOG("unbind took %lld us, its write %lld us", total, t1 - t0);
 }
 
 /* NVMe registers of the CMB (BAR 0), as the test reads them through sysfs. */
