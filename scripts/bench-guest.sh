@@ -72,6 +72,8 @@ fio_round() {
 	# Terse v3: field 3 is the job name, 7 the read bandwidth, 48 the write bandwidth (KiB/s).
 	while IFS=';' read -r -a f; do
 		[ "${f[0]}" = 3 ] || continue
+		# Field 5: the job's error; a refused pin (EREMOTEIO) must not pass for a slow run.
+		[ "${f[4]}" = 0 ] || { echo "fio job ${f[2]} failed: error ${f[4]}" >&2; return 1; }
 		i=${f[2]#b}
 		job=${i#*_}
 		i=${i%%_*}
