@@ -129,14 +129,21 @@ done
 echo 0 >/proc/sys/kernel/lock_stat
 cp /proc/lock_stat /tmp/bench-lock_stat
 
+# Unbinds ivshmem with nothing mapped and binds it again: samples of both, their figure names
+# ending in $1, and the unbind's steps as "$2".
+unbind_then_probe() {
+	local out
+	out=$("$HELPER" unbind "$ivshmem")
+	sample "unbind: nothing mapped$1" "$(ms_of us <<<"$out")"
+	unbind_steps "$ivshmem" "$2"
+	sample "probe (bind)$1" "$("$HELPER" bind p2pmem "$ivshmem" | ms_of us)"
+}
+
 # Phase 3: probe and unbind of ivshmem (64 MiB window, 32 MiB region, 32 MiB kernel pool),
 # and with no kernel pool (pool_size=0, 64 MiB region) for the pool's share.
 for r in $(seq "$ROUNDS"); do
 	progress "phase 3 (probe and unbind): round $r of $ROUNDS"
-	out=$("$HELPER" unbind "$ivshmem")
-	sample "unbind: nothing mapped" "$(ms_of us <<<"$out")"
-	unbind_steps "$ivshmem" "nothing mapped"
-	sample "probe (bind)" "$("$HELPER" bind p2pmem "$ivshmem" | ms_of us)"
+	unbind_then_probe "" "nothing mapped"
 	out=$("$HELPER" unbind "$ivshmem" $((4096 * 4096)))
 	sample "unbind: 4096 pages mapped" "$(ms_of us <<<"$out")"
 	"$HELPER" bind p2pmem "$ivshmem" >/dev/null
@@ -151,10 +158,7 @@ rmmod p2pmem
 insmod ./p2pmem.ko pool_size=0
 for r in $(seq "$ROUNDS"); do
 	progress "phase 3 (probe and unbind, no kernel pool): round $r of $ROUNDS"
-	out=$("$HELPER" unbind "$ivshmem")
-	sample "unbind: nothing mapped, no kernel pool" "$(ms_of us <<<"$out")"
-	unbind_steps "$ivshmem" "no kernel pool"
-	sample "probe (bind), no kernel pool" "$("$HELPER" bind p2pmem "$ivshmem" | ms_of us)"
+	unbind_then_probe ", no kernel pool" "no kernel pool"
 done
 rmmod p2pmem
 cmb_restore_nvme "$cmb"
