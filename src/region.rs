@@ -56,6 +56,18 @@ pub struct PagePool<S: Deref<Target = [AtomicU64]>> {
     freed: AtomicU64,
 }
 
+/// How many times an allocation looks for a contiguous run before it takes scattered pages.
+const RUN_ATTEMPTS: usize = 3;
+
+/// The mask of `len` bits from bit `first` of a word (`first + len <= 64`, `len > 0`).
+fn run_mask(first: usize, len: usize) -> u64 {
+    if len >= 64 {
+        !0
+    } else {
+        ((1u64 << len) - 1) << first
+    }
+}
+
 /// The number of bitmap words a pool of `pages` pages needs.
 pub const fn words_for(pages: usize) -> usize {
     pages.div_ceil(64)
@@ -87,7 +99,8 @@ impl<S: Deref<Target = [AtomicU64]>> PagePool<S> {
     }
 
     /// Hands out `n` pages, all or none, calling `take(index)` once for each (in ascending
-    /// order within each run). Fails with [`PoolError::Closed`] once [`Self::close`] ran.
+    /// order within each run): one contiguous run when the pool has one, else the free pages
+    /// found first. Fails with [`PoolError::Closed`] once [`Self::close`] ran.
     pub fn alloc(&self, n: usize, mut take: impl FnMut(usize)) -> Result<(), PoolError> {
         if n == 0 {
             return Ok(());
@@ -117,16 +130,38 @@ impl<S: Deref<Target = [AtomicU64]>> PagePool<S> {
             return Err(PoolError::Closed);
         }
 
-        // The reservation guarantees that `n` clear bits exist (a free clears its bit before it
-        // counts the page as free), so this terminates.
         // No division and no indexing that could panic: `words > 0` since `n <= pages`.
         let words = words_for(self.pages);
-        let mut want = n;
         let mut word = self
             .hint
             .load(Ordering::Relaxed)
             .checked_rem(words)
             .unwrap_or(0);
+
+        // First choice: one contiguous run, the first at or after the hint (then from the
+        // start), so that an I/O into the mapping is one DMA segment. A concurrent allocation
+        // can take part of the run between the search and the claim: search again, a few times.
+        for _ in 0..RUN_ATTEMPTS {
+            let Some(start) = self
+                .first_run(word * 64, self.pages, n)
+                .or_else(|| self.first_run(0, word * 64, n))
+            else {
+                break;
+            };
+            if self.claim_run(start, n) {
+                (start..start + n).for_each(&mut take);
+                self.hint.store(
+                    ((start + n) / 64).checked_rem(words).unwrap_or(0),
+                    Ordering::Relaxed,
+                );
+                return Ok(());
+            }
+        }
+
+        // Fragmented: the lowest free pages from the hint on, run by run. The reservation
+        // guarantees that `n` clear bits exist (a free clears its bit before it counts the page
+        // as free), so this terminates.
+        let mut want = n;
         while want > 0 {
             let Some(slot) = self.bits.get(word) else {
                 word = 0;
@@ -138,11 +173,7 @@ impl<S: Deref<Target = [AtomicU64]>> PagePool<S> {
                 let first = (!cur).trailing_zeros();
                 let run = (cur >> first).trailing_zeros().min(64 - first);
                 let len = run.min(want as u32);
-                let mask = if len == 64 {
-                    !0
-                } else {
-                    ((1u64 << len) - 1) << first
-                };
+                let mask = run_mask(first as usize, len as usize);
                 match slot.compare_exchange_weak(
                     cur,
                     cur | mask,
@@ -168,6 +199,93 @@ impl<S: Deref<Target = [AtomicU64]>> PagePool<S> {
         }
         self.hint.store(word, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// The first start in `lo..hi` of `n` clear bits in a row (the run may end past `hi`, not
+    /// past the pool), as the bitmap reads now.
+    fn first_run(&self, lo: usize, hi: usize, n: usize) -> Option<usize> {
+        let (mut start, mut len, mut i) = (lo, 0, lo);
+        while i < self.pages {
+            if len == 0 && i >= hi {
+                return None;
+            }
+            // The bits of page `i` and those after it in its word, lowest first.
+            let rest = self.bits.get(i / 64)?.load(Ordering::Relaxed) >> (i % 64);
+            let avail = 64 - i % 64;
+            let clear = (rest.trailing_zeros() as usize).min(avail);
+            if clear > 0 && len == 0 {
+                start = i;
+            }
+            len += clear;
+            if len >= n {
+                return Some(start);
+            }
+            if clear == avail {
+                i += avail;
+            } else {
+                // Skip the taken pages after the clear ones (at least one).
+                let taken = ((!(rest >> clear)).trailing_zeros() as usize).clamp(1, avail - clear);
+                i += clear + taken;
+                len = 0;
+            }
+        }
+        None
+    }
+
+    /// Sets the bits of pages `start..start + n` if all of them are clear; else changes
+    /// nothing and returns `false`.
+    fn claim_run(&self, start: usize, n: usize) -> bool {
+        let end = start + n;
+        let mut at = start;
+        while at < end {
+            let (word, first) = (at / 64, at % 64);
+            let len = (64 - first).min(end - at);
+            let mask = run_mask(first, len);
+            let Some(slot) = self.bits.get(word) else {
+                self.unclaim(start, at);
+                return false;
+            };
+            let mut cur = slot.load(Ordering::Relaxed);
+            loop {
+                if cur & mask != 0 {
+                    self.unclaim(start, at);
+                    return false;
+                }
+                match slot.compare_exchange_weak(
+                    cur,
+                    cur | mask,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => break,
+                    Err(now) => cur = now,
+                }
+            }
+            at += len;
+        }
+        true
+    }
+
+    /// Clears the bits of pages `start..end`, which [`Self::claim_run`] set.
+    fn unclaim(&self, start: usize, end: usize) {
+        let mut at = start;
+        while at < end {
+            let (word, first) = (at / 64, at % 64);
+            let len = (64 - first).min(end - at);
+            if let Some(slot) = self.bits.get(word) {
+                let mask = run_mask(first, len);
+                let old = slot.fetch_and(!mask, Ordering::AcqRel);
+                // A bit already clear was "freed" meanwhile though never handed out (a bad free
+                // elsewhere, which `free` counted as a page back): uncount it, so that `free`
+                // keeps matching the clear bits and the scattered search terminates.
+                let stray = u64::from((!old & mask).count_ones());
+                if stray > 0 {
+                    self.free.fetch_sub(stray as usize, Ordering::AcqRel);
+                    self.freed.fetch_sub(stray, Ordering::SeqCst);
+                }
+            }
+            at += len;
+        }
     }
 
     /// Takes back page `index`; an error means it was not handed out (and nothing changed).

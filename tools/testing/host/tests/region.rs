@@ -9,7 +9,8 @@ use proptest::prelude::*;
 mod common;
 use common::{run, Counter};
 use std::collections::BTreeSet;
-use std::sync::atomic::AtomicU64;
+use std::ops::Deref;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 fn pool(pages: usize) -> PagePool<Vec<AtomicU64>> {
@@ -17,7 +18,10 @@ fn pool(pages: usize) -> PagePool<Vec<AtomicU64>> {
     PagePool::new(bits, pages).unwrap()
 }
 
-fn alloc(p: &PagePool<Vec<AtomicU64>>, n: usize) -> Result<Vec<usize>, PoolError> {
+fn alloc<S: Deref<Target = [AtomicU64]>>(
+    p: &PagePool<S>,
+    n: usize,
+) -> Result<Vec<usize>, PoolError> {
     let mut got = Vec::new();
     p.alloc(n, |i| got.push(i))?;
     Ok(got)
@@ -107,6 +111,55 @@ fn close_stops_hand_outs_and_outstanding_drains() {
 }
 
 #[test]
+fn a_contiguous_run_is_preferred_over_scattered_pages() {
+    let p = pool(256);
+    let got = alloc(&p, 256).unwrap();
+    // Every other page of the first two words free, and all of the third word.
+    for &i in got[..128].iter().step_by(2) {
+        p.free(i).unwrap();
+    }
+    for &i in &got[128..192] {
+        p.free(i).unwrap();
+    }
+    // The hint is back at word 0: the scattered search would take the lone pages from 0.
+    assert_eq!(alloc(&p, 40).unwrap(), (128..168).collect::<Vec<_>>());
+    // The rest of that run, to the end of its word.
+    assert_eq!(alloc(&p, 24).unwrap(), (168..192).collect::<Vec<_>>());
+    // None left that long: scattered pages, lowest first from the hint.
+    let scattered = alloc(&p, 3).unwrap();
+    assert_eq!(scattered.len(), 3);
+    assert!(scattered.iter().all(|i| i % 2 == 0 && *i < 128));
+}
+
+#[test]
+fn a_run_is_found_after_the_hint_first_then_from_the_start() {
+    let p = pool(512);
+    let first = alloc(&p, 100).unwrap();
+    let second = alloc(&p, 100).unwrap();
+    assert_eq!(second, (100..200).collect::<Vec<_>>());
+    for i in first {
+        p.free(i).unwrap();
+    }
+    // The hint is at page 192 (word 3): the run after it comes first.
+    assert_eq!(alloc(&p, 200).unwrap(), (200..400).collect::<Vec<_>>());
+    // 112 free after the hint, 100 at the start: no run of 150 anywhere, so the free pages
+    // from the hint on, wrapping to the start.
+    assert_eq!(
+        alloc(&p, 150).unwrap(),
+        (400..512).chain(0..38).collect::<Vec<_>>()
+    );
+    // And a run that only fits before the hint is found there.
+    let p2 = pool(512);
+    alloc(&p2, 300).unwrap();
+    let tail = alloc(&p2, 100).unwrap();
+    for i in 0..300 {
+        p2.free(i).unwrap();
+    }
+    assert_eq!(tail, (300..400).collect::<Vec<_>>());
+    assert_eq!(alloc(&p2, 200).unwrap(), (0..200).collect::<Vec<_>>());
+}
+
+#[test]
 fn fragmentation_still_serves_scattered_pages() {
     let p = pool(256);
     let got = alloc(&p, 256).unwrap();
@@ -120,20 +173,32 @@ fn fragmentation_still_serves_scattered_pages() {
     assert_eq!(p.stats().free, 0);
 }
 
+/// Threads allocating (runs and scattered pages, racing for the same runs) and freeing lose
+/// nothing: afterwards every bit of the bitmap is clear and the counters are whole. Each thread
+/// keeps its last few allocations, so that the pool stays fragmented and busy.
 #[test]
 fn concurrent_alloc_and_free_lose_nothing() {
-    let p = Arc::new(pool(4096));
+    const PAGES: usize = 4096;
+    let bits: Arc<[AtomicU64]> = (0..words_for(PAGES)).map(|_| AtomicU64::new(0)).collect();
+    let p = Arc::new(PagePool::new(Arc::clone(&bits), PAGES).unwrap());
     let threads: Vec<_> = (0..4)
         .map(|t| {
             let p = Arc::clone(&p);
             std::thread::spawn(move || {
-                for round in 0..2000 {
-                    let n = 1 + (round * 7 + t) % 50;
+                let mut held = std::collections::VecDeque::new();
+                for round in 0..20000 {
+                    let n = 1 + (round * 7 + t) % 120;
                     if let Ok(got) = alloc(&p, n) {
-                        for i in got {
+                        held.push_back(got);
+                    }
+                    if held.len() > 6 || round % 5 == 0 {
+                        for i in held.pop_front().unwrap_or_default() {
                             p.free(i).unwrap();
                         }
                     }
+                }
+                for i in held.into_iter().flatten() {
+                    p.free(i).unwrap();
                 }
             })
         })
@@ -142,9 +207,14 @@ fn concurrent_alloc_and_free_lose_nothing() {
         t.join().unwrap();
     }
     let s = p.stats();
-    assert_eq!(s.free, 4096);
+    assert_eq!(s.free as usize, PAGES);
     assert_eq!(s.outstanding, 0);
     assert_eq!(s.handed_out, s.freed);
+    let set: u32 = bits
+        .iter()
+        .map(|w| w.load(Ordering::Relaxed).count_ones())
+        .sum();
+    assert_eq!(set, 0, "{set} pages' bits stayed set with every page back");
 }
 
 #[derive(Clone, Debug)]
@@ -154,12 +224,17 @@ enum Op {
 }
 
 /// Any sequence of allocations and frees matches a model: no page is handed out twice, every
-/// freed page comes back, and the counters are exact. The run must have checked successful
-/// allocations, refused ones and frees, not only empty sequences.
+/// freed page comes back, the counters are exact, and an allocation that fits in one run of
+/// free pages gets one. The run must have checked successful allocations, refused ones, frees
+/// and runs, not only empty sequences.
 #[test]
 fn matches_the_model() {
-    let (allocated, refused, freed_ops) =
-        (Counter::default(), Counter::default(), Counter::default());
+    let (allocated, refused, freed_ops, runs) = (
+        Counter::default(),
+        Counter::default(),
+        Counter::default(),
+        Counter::default(),
+    );
     let strategy = (
         1usize..300,
         proptest::collection::vec(
@@ -180,6 +255,16 @@ fn matches_the_model() {
                     Ok(got) => {
                         allocated.hit();
                         prop_assert_eq!(got.len(), n);
+                        // When the model has a run of n free pages, the pool hands out a run.
+                        let free: Vec<bool> = (0..pages).map(|i| !held.contains(&i)).collect();
+                        if n > 1 && free.windows(n).any(|w| w.iter().all(|&f| f)) {
+                            runs.hit();
+                            prop_assert!(
+                                got.windows(2).all(|w| w[1] == w[0] + 1),
+                                "{:?} is not one run",
+                                got
+                            );
+                        }
                         for i in got {
                             prop_assert!(i < pages);
                             prop_assert!(!held.contains(&i), "page {} handed out twice", i);
@@ -221,4 +306,8 @@ fn matches_the_model() {
         "no allocation was refused in {cases} cases"
     );
     assert!(freed_ops.get() > 0, "nothing was freed in {cases} cases");
+    assert!(
+        runs.get() > 0,
+        "no allocation had a run to find in {cases} cases"
+    );
 }
