@@ -83,6 +83,13 @@ fio_round() {
 		esac
 		sample "$name" "$(awk -v r="${f[6]}" -v w="${f[47]}" 'BEGIN { print (r + w) / 1024 }')"
 	done </tmp/bench.fio.out
+	# The buffers' layout as the 4-job runs get it: 4 processes map 1 MiB each at once; how
+	# many physically contiguous pieces each 128 KiB I/O spans (the nvme driver uses an SGL,
+	# one entry per piece, when the pieces average 32 KiB or more; else a PRP entry per page).
+	for buf in "$@"; do
+		out=$("$HELPER" segments "${buf#*=}" $((1 << 20)) 4 $((128 << 10)))
+		sample "segments per 128 KiB: ${buf%%=*}" "$(sed 's/.*segments_per_chunk=\([0-9.]*\).*/\1/' <<<"$out")"
+	done
 	for buf in "$@"; do
 		"$HELPER" mmap-rate "${buf#*=}" $((1 << 20)) 1 >/tmp/bench.mmap
 		sample "mmap/s: ${buf%%=*}" "$(sed 's/.*per_s=\([0-9.]*\).*/\1/' /tmp/bench.mmap)"
@@ -205,6 +212,9 @@ for engine in ("libaio", "io_uring"):
     table("fio O_DIRECT random read, %s, 4 jobs, iodepth 8 (higher is better)" % engine, "MB/s",
           [(p + ": kernel C provider (nvme CMB)", None)] +
           [(n, None if "kernel pool" in n else r) for n, r in devices(p)])
+table("physically contiguous pieces per 128 KiB I/O, 4 processes mapping 1 MiB at once (lower is better)", "pieces",
+      [("segments per 128 KiB: kernel C provider (nvme CMB)", None)] +
+      [(n, None if "kernel pool" in n else r) for n, r in devices("segments per 128 KiB")])
 table("mmap setup: map 1 MiB, write every 4 KiB page, unmap (higher is better)", "per s",
       [("mmap/s: kernel C provider (nvme CMB)", None)] +
       [(n, r) for n, r in devices("mmap/s") if "region" in n] +

@@ -21,6 +21,12 @@
  *	read_us=T. The release time is when the reader's pread() returned, so R
  *	is an upper bound of the unbind's own latency after the last page.
  *
+ *   bench_helper segments FILE BYTES PROCS CHUNK
+ *	PROCS processes map BYTES of FILE MAP_SHARED at once (as fio's jobs do)
+ *	and read their pages' frame numbers from /proc/self/pagemap: the mean
+ *	number of physically contiguous runs in each CHUNK of a mapping (1: every
+ *	I/O of CHUNK bytes is one DMA segment): segments_per_chunk=S chunks=N
+ *
  * Exits 0, 1 on a failed step (with the reason on stderr), 2 when the read
  * was not in flight when the unbind started (try a larger BYTES).
  */
@@ -31,7 +37,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -181,6 +189,101 @@ static int unbind_held(const char *bdf, const char *dev, size_t bytes)
 	return 0;
 }
 
+/*
+ * One of segments()'s processes: maps, counts, writes "runs chunks" to the
+ * result pipe, then holds its mapping until the release pipe closes.
+ */
+static int count_runs(const char *file, size_t bytes, size_t chunk, int go,
+		      int result, int release)
+{
+	unsigned long long runs = 0, chunks = 0;
+	uint64_t entry, prev = 0;
+	size_t pages = bytes / PAGE, i;
+	int fd, map;
+	char *p, c;
+
+	fd = open(file, O_RDWR);
+	map = open("/proc/self/pagemap", O_RDONLY);
+	if (fd < 0 || map < 0)
+		return fail("open", errno);
+	if (read(go, &c, 1) < 0)
+		return fail("wait", errno);
+	p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		return fail("mmap", errno);
+	for (i = 0; i < pages; i++) {
+		p[i * PAGE] = 1;
+		if (pread(map, &entry, sizeof(entry),
+			  ((uintptr_t)p / PAGE + i) * sizeof(entry)) != sizeof(entry))
+			return fail("pagemap", errno);
+		/* Bit 63: present; bits 0-54: the frame (0 without CAP_SYS_ADMIN). */
+		entry &= (1ULL << 63) | ((1ULL << 55) - 1);
+		if (!(entry >> 63) || !(entry & ((1ULL << 55) - 1)))
+			return fail("pagemap: no frame number (not root?)", EPERM);
+		if (i % (chunk / PAGE) == 0) {
+			chunks++;
+			runs++;
+		} else if (entry != prev + 1) {
+			runs++;
+		}
+		prev = entry;
+	}
+	dprintf(result, "%llu %llu\n", runs, chunks);
+	if (read(release, &c, 1) < 0)
+		return fail("hold", errno);
+	return 0;
+}
+
+static int segments(const char *file, size_t bytes, int procs, size_t chunk)
+{
+	unsigned long long runs = 0, chunks = 0, r, n;
+	int go[2], result[2], release[2], i, status, ok = 1;
+	FILE *in;
+
+	if (!bytes || bytes % PAGE || !chunk || chunk % PAGE || procs < 1)
+		return fail("BYTES and CHUNK must be whole pages, PROCS at least 1", EINVAL);
+	if (pipe(go) || pipe(result) || pipe(release))
+		return fail("pipe", errno);
+	for (i = 0; i < procs; i++) {
+		pid_t pid = fork();
+
+		if (pid < 0)
+			return fail("fork", errno);
+		if (!pid) {
+			close(go[1]);
+			close(result[0]);
+			close(release[1]);
+			if (count_runs(file, bytes, chunk, go[0], result[1], release[0])) {
+				/* A line the parent cannot parse: it stops waiting for the rest. */
+				dprintf(result[1], "failed\n");
+				exit(1);
+			}
+			exit(0);
+		}
+	}
+	close(go[0]);
+	close(result[1]);
+	close(release[0]);
+	/* Every child waits for its byte: they map as close together as they can. */
+	for (i = 0; i < procs; i++)
+		if (write(go[1], "g", 1) != 1)
+			return fail("start", errno);
+	in = fdopen(result[0], "r");
+	for (i = 0; in && i < procs; i++) {
+		if (fscanf(in, "%llu %llu", &r, &n) != 2)
+			break;
+		runs += r;
+		chunks += n;
+	}
+	close(release[1]);
+	while (wait(&status) > 0)
+		ok &= WIFEXITED(status) && !WEXITSTATUS(status);
+	if (!ok || i < procs || !chunks)
+		return 1;
+	printf("segments_per_chunk=%.2f chunks=%llu\n", (double)runs / chunks, chunks);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	long long us;
@@ -217,8 +320,11 @@ int main(int argc, char **argv)
 	}
 	if (argc == 5 && !strcmp(argv[1], "unbind-held"))
 		return unbind_held(argv[2], argv[3], strtoull(argv[4], NULL, 0));
+	if (argc == 6 && !strcmp(argv[1], "segments"))
+		return segments(argv[2], strtoull(argv[3], NULL, 0), atoi(argv[4]),
+				strtoull(argv[5], NULL, 0));
 	fprintf(stderr,
 		"usage: %s node BDF | mmap-rate FILE BYTES SECONDS | bind DRIVER BDF | unbind BDF [BYTES] |\n"
-		"       unbind-held BDF DEV BYTES\n", argv[0]);
+		"       unbind-held BDF DEV BYTES | segments FILE BYTES PROCS CHUNK\n", argv[0]);
 	return 1;
 }
