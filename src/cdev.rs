@@ -389,9 +389,21 @@ impl Drop for Region<'_> {
     }
 }
 
-/// `/dev/p2pmemN`, serving a [`Region`]'s shared state.
+/// `/dev/p2pmemN`, serving a [`Region`]'s shared state until [`Cdev::remove`] or its drop.
+///
+/// The node is removed at the start of unbind, so that its removal (a `device_del()` and the
+/// devtmpfs round trip) runs while revoked users let go and I/O in flight completes, instead of
+/// after the last page came back. Open files do not need the node: they keep their own
+/// reference to the [`Shared`] state.
 #[pin_data]
 pub(crate) struct Cdev {
+    #[pin]
+    node: Mutex<Option<Pin<KBox<CdevNode>>>>,
+}
+
+/// The registered misc device and what its `open` gives a new file.
+#[pin_data]
+struct CdevNode {
     #[pin]
     registration: MiscDeviceRegistration<P2pmemFile>,
     shared: Arc<Shared>,
@@ -404,14 +416,25 @@ impl Cdev {
     pub(crate) fn new(shared: Arc<Shared>) -> Result<(&'static CStr, impl PinInit<Self, Error>)> {
         let number = DeviceNumber::take()?;
         let name = NAMES[number.0];
+        let node = try_pin_init!(CdevNode {
+            shared,
+            number,
+            registration <- MiscDeviceRegistration::register(MiscDeviceOptions { name }),
+        });
         Ok((
             name,
             try_pin_init!(Self {
-                shared,
-                number,
-                registration <- MiscDeviceRegistration::register(MiscDeviceOptions { name }),
+                node <- new_mutex!(Some(KBox::pin_init(node, GFP_KERNEL)?)),
             }),
         ))
+    }
+
+    /// Deregisters `/dev/p2pmemN`: once this returns no `open` runs or will run, and the name
+    /// is free for another device. Files already open keep working on their [`Shared`] state.
+    pub(crate) fn remove(&self) {
+        let node = self.node.lock().take();
+        // `misc_deregister()`, outside the lock.
+        drop(node);
     }
 }
 
@@ -426,14 +449,15 @@ impl MiscDevice for P2pmemFile {
 
     fn open(file: &File, misc: &MiscDeviceRegistration<Self>) -> Result<KBox<Self>> {
         // SAFETY: every `MiscDeviceRegistration<P2pmemFile>` is the `registration` field of a
-        // `Cdev` (it is only registered by `Cdev::new`), and the registration outlives `open`.
-        let cdev = unsafe {
-            &*kernel::container_of!(core::ptr::from_ref(misc).cast_mut(), Cdev, registration)
+        // pinned `CdevNode` (it is only registered by `Cdev::new`), and the node outlives
+        // `open`: `misc_deregister()`, in its drop, waits for `misc_open()` to return.
+        let node = unsafe {
+            &*kernel::container_of!(core::ptr::from_ref(misc).cast_mut(), CdevNode, registration)
         };
-        cdev.shared.inode.adopt(file);
+        node.shared.inode.adopt(file);
         Ok(KBox::new(
             Self {
-                shared: cdev.shared.clone(),
+                shared: node.shared.clone(),
             },
             GFP_KERNEL,
         )?)

@@ -145,7 +145,8 @@ struct P2pmemDriver;
 /// What p2pmem holds for a bound device, built in place by probe and dropped after `unbind`.
 ///
 /// Fields drop in declaration order, the reverse of how probe sets them up: userspace and
-/// in-kernel users lose their way in first (`published`, `cdev`), the pages go next (`region`,
+/// in-kernel users lose their way in first (`published`, `cdev`, which `unbind()` has withdrawn
+/// already), the pages go next (`region`,
 /// which drains before `memunmap_pages()`), then the claims on the device. The kernel's P2PDMA
 /// state (the provider, the pool) is devres and goes after all of this. Each `_*ed` mark stamps
 /// the end of the field's drop before it on `clock`.
@@ -156,10 +157,9 @@ struct P2pmemDevice<'bound> {
     clock: Arc<UnbindClock>,
     /// The pool published and registrations taken: the last step of probe.
     published: Published<'bound>,
-    /// `/dev/p2pmemN`, registered second to last.
+    /// `/dev/p2pmemN`, registered second to last; removed by `unbind()`.
     #[pin]
     cdev: cdev::Cdev,
-    _cdev_removed: Mark,
     _sysfs: sysfs::SysfsGroup<'bound>,
     _sysfs_removed: Mark,
     region: cdev::Region<'bound>,
@@ -314,7 +314,6 @@ impl P2pmemDriver {
         let claims_released = Mark::new(dev, &clock, Step::ClaimsReleased);
         let region_unmapped = Mark::new(dev, &clock, Step::RegionUnmapped);
         let sysfs_removed = Mark::new(dev, &clock, Step::SysfsRemoved);
-        let cdev_removed = Mark::new(dev, &clock, Step::CdevRemoved);
         Ok(try_pin_init!(P2pmemDevice {
             pdev: bound,
             window,
@@ -328,7 +327,6 @@ impl P2pmemDriver {
             region,
             _sysfs_removed: sysfs_removed,
             _sysfs: sysfs,
-            _cdev_removed: cdev_removed,
             cdev <- cdev,
             published: Published::new(bound, has_pool, revoke),
             clock,
@@ -356,8 +354,13 @@ impl pci::Driver for P2pmemDriver {
         clock.stamp(Step::Begin);
         // In-kernel users find the pool no more, and long-term ones are told to let go.
         this.published.withdraw();
-        clock.stamp(Step::Unpublished);
         let users = this.published.revoke.revoke_all();
+        clock.stamp(Step::Unpublished);
+        // Userspace finds `/dev/p2pmemN` no more (files already open keep their state), while
+        // the users let go and I/O in flight completes.
+        this.cdev.remove();
+        clock.stamp(Step::CdevRemoved);
+        this.published.revoke.wait_released();
         clock.stamp(Step::UsersRevoked);
         let pool_ms = this.pool.as_ref().map_or(0, |pool| pool.drain());
         clock.stamp(Step::PoolDrained);

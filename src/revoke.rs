@@ -5,8 +5,9 @@
 //! Other modules register through the C API of `include/p2pmem_revoke.h` (exported by the shim,
 //! which also holds the reference-counted registration list and its locking). Each binding of a
 //! device owns one [`RevokeList`]: it takes registrations from [`RevokeList::open`] (the end of
-//! probe) until unbind, when [`RevokeList::revoke_all`] stops taking them, calls every user's
-//! `revoke()` with no lock held, and waits until each has released its memory, naming the ones
+//! probe) until unbind, when [`RevokeList::revoke_all`] stops taking them and calls every user's
+//! `revoke()` with no lock held, and [`RevokeList::wait_released`] waits until each has released
+//! its memory, naming the ones
 //! it still waits for every few seconds. It never gives up: memory still in use may still be the
 //! target of DMA. Registrations hold their own reference on the list, so a user may unregister
 //! at any time, before or after the binding is gone.
@@ -57,16 +58,20 @@ impl RevokeList {
         unsafe { p2p_bindings::p2pmem_revoke_list_close(self.ptr.as_ptr()) };
     }
 
-    /// Stops taking registrations, calls every registered user's `revoke()`, and waits until
-    /// every user released or unregistered. Returns the number of users revoked.
+    /// Stops taking registrations and calls every registered user's `revoke()`. Returns the
+    /// number of users revoked; [`Self::wait_released`] waits for them.
     pub(crate) fn revoke_all(&self) -> u32 {
         // SAFETY: `ptr` is a live list (type invariants); this runs in process context.
-        let users = unsafe { p2p_bindings::p2pmem_revoke_list_revoke(self.ptr.as_ptr()) };
-        // SAFETY: as above; each wait logs the stragglers when it times out.
+        unsafe { p2p_bindings::p2pmem_revoke_list_revoke(self.ptr.as_ptr()) }
+    }
+
+    /// Waits until every user revoked by [`Self::revoke_all`] released or unregistered,
+    /// logging the stragglers every `REPORT_EVERY_MS`.
+    pub(crate) fn wait_released(&self) {
+        // SAFETY: `ptr` is a live list (type invariants); this runs in process context.
         while unsafe { p2p_bindings::p2pmem_revoke_list_wait(self.ptr.as_ptr(), REPORT_EVERY_MS) }
             > 0
         {}
-        users
     }
 }
 

@@ -28,8 +28,11 @@ use kernel::{
 pub(crate) enum Step {
     /// `unbind()` was called.
     Begin,
-    /// The kernel pool was withdrawn from `pci_p2pmem_find_many()`.
+    /// The kernel pool was withdrawn from `pci_p2pmem_find_many()` and every registered
+    /// long-term user's `revoke()` was called.
     Unpublished,
+    /// `/dev/p2pmemN` was deregistered.
+    CdevRemoved,
     /// Every registered long-term user released its memory.
     UsersRevoked,
     /// Every byte of the kernel pool came back.
@@ -38,8 +41,6 @@ pub(crate) enum Step {
     RegionDrained,
     /// The driver core dropped the driver data (after `unbind()` returned).
     DataDropped,
-    /// `/dev/p2pmemN` was deregistered.
-    CdevRemoved,
     /// The `p2pmem_region/` attributes were removed.
     SysfsRemoved,
     /// The region's `memunmap_pages()` returned.
@@ -60,11 +61,11 @@ const STEPS: usize = Step::DevresEnd as usize + 1;
 const STEP_NAMES: [&str; STEPS] = [
     "",
     "unpublish",
+    "cdev",
     "revoke_users",
     "pool_drain",
     "zap_drain",
     "driver_core",
-    "cdev",
     "sysfs",
     "memunmap_region",
     "claims",

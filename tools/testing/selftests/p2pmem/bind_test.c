@@ -164,7 +164,7 @@ TEST_F(p2pmem, ivshmem_binds_by_id)
 
 /* The steps src/unbind_clock.rs reports, in the order they run. */
 static const char *const unbind_steps[] = {
-	"unpublish", "revoke_users", "pool_drain", "zap_drain", "driver_core", "cdev", "sysfs",
+	"unpublish", "cdev", "revoke_users", "pool_drain", "zap_drain", "driver_core", "sysfs",
 	"memunmap_region", "claims", "devres_start", "memunmap_pool", "p2pdma_release",
 };
 

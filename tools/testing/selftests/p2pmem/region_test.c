@@ -250,6 +250,113 @@ TEST_F(region, whole_region_maps_then_nothing_more)
 	ASSERT_EQ(0, munmap(buf, len));
 }
 
+/* The page frame @addr maps in this process (root reads frames), 0 if none. */
+static __u64 pfn_of(int pagemap, const void *addr)
+{
+	__u64 entry;
+
+	if (pread(pagemap, &entry, sizeof(entry),
+		  (uintptr_t)addr / PAGE * sizeof(entry)) != sizeof(entry))
+		return 0;
+	if (!(entry >> 63))
+		return 0;
+	return entry & ((1ULL << 55) - 1);
+}
+
+/* How many physically contiguous pieces the @len bytes at @addr are in; 0: unmapped. */
+static size_t physical_runs(int pagemap, const char *addr, size_t len)
+{
+	size_t pages = len / PAGE, i, runs = 0;
+	__u64 *entries, pfn, prev = 0;
+
+	entries = calloc(pages, sizeof(*entries));
+	if (!entries)
+		return 0;
+	/* One read for the whole range: bit 63 present, bits 0-54 the frame. */
+	if (pread(pagemap, entries, pages * sizeof(*entries),
+		  (uintptr_t)addr / PAGE * sizeof(*entries)) != (ssize_t)(pages * sizeof(*entries)))
+		pages = 0;
+	for (i = 0; i < pages; i++) {
+		pfn = entries[i] & ((1ULL << 55) - 1);
+		if (!(entries[i] >> 63) || !pfn) {
+			runs = 0;
+			break;
+		}
+		if (!i || pfn != prev + 1)
+			runs++;
+		prev = pfn;
+	}
+	free(entries);
+	return runs;
+}
+
+struct piece {
+	char *addr;
+	__u64 pfn;
+};
+
+static int by_pfn(const void *a, const void *b)
+{
+	const struct piece *x = a, *y = b;
+
+	return x->pfn < y->pfn ? -1 : x->pfn > y->pfn;
+}
+
+/*
+ * A mapping gets one physically contiguous run of pages when the region has
+ * one free (so that an I/O into it is one DMA segment), however fragmented the
+ * rest is: with the whole region mapped in 256 KiB pieces, every other piece
+ * of the lower half unmapped (holes of 64 pages) and then 4 adjacent pieces of
+ * the upper half, a 1 MiB mapping takes exactly those 4 pieces' pages (the
+ * first free pages would be 4 holes).
+ */
+TEST_F_TIMEOUT(region, a_mapping_takes_a_contiguous_run_when_one_is_free, 300)
+{
+	const size_t piece = 256 * 1024, len = MIB;
+	size_t n = self->info.region_bytes / piece, i, block;
+	struct piece *pieces;
+	int pagemap;
+	char *buf;
+
+	ASSERT_GE(n, 32);
+	ASSERT_EQ(0, self->info.region_bytes % piece);
+	pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, pagemap);
+	pieces = calloc(n, sizeof(*pieces));
+	ASSERT_NE(NULL, pieces);
+	for (i = 0; i < n; i++) {
+		pieces[i].addr = map(self->fd, piece);
+		ASSERT_NE(MAP_FAILED, pieces[i].addr);
+		/* A fresh region hands out each piece as one run. */
+		ASSERT_EQ(1, physical_runs(pagemap, pieces[i].addr, piece));
+		pieces[i].pfn = pfn_of(pagemap, pieces[i].addr);
+	}
+	qsort(pieces, n, sizeof(*pieces), by_pfn);
+	for (i = 0; i + 1 < n; i++)
+		ASSERT_EQ(pieces[i].pfn + piece / PAGE, pieces[i + 1].pfn);
+	for (i = 0; i < n / 2; i += 2) {
+		ASSERT_EQ(0, munmap(pieces[i].addr, piece));
+		pieces[i].addr = NULL;
+	}
+	block = n / 2 + 8;
+	for (i = block; i < block + len / piece; i++) {
+		ASSERT_EQ(0, munmap(pieces[i].addr, piece));
+		pieces[i].addr = NULL;
+	}
+	buf = map(self->fd, len);
+	ASSERT_NE(MAP_FAILED, buf);
+	EXPECT_EQ(1, physical_runs(pagemap, buf, len))
+		TH_LOG("a 1 MiB mapping spans %zu pieces of physical memory",
+		       physical_runs(pagemap, buf, len));
+	EXPECT_EQ(pieces[block].pfn, pfn_of(pagemap, buf));
+	ASSERT_EQ(0, munmap(buf, len));
+	for (i = 0; i < n; i++)
+		if (pieces[i].addr)
+			ASSERT_EQ(0, munmap(pieces[i].addr, piece));
+	free(pieces);
+	close(pagemap);
+}
+
 /* Unmapping part of a mapping returns exactly those pages. */
 TEST_F(region, partial_munmap_returns_those_pages)
 {
@@ -641,10 +748,12 @@ out:
  */
 struct counter_watch {
 	const char *bdf;
+	const char *node;	/* /dev/p2pmemN */
 	const void *buf;
 	int stop;
 	int samples;
 	unsigned long long max_outstanding;
+	int node_seen;		/* samples with pages out in which the node still existed */
 };
 
 static void *watch_outstanding(void *arg)
@@ -659,6 +768,8 @@ static void *watch_outstanding(void *arg)
 				w->samples++;
 				if (v > w->max_outstanding)
 					w->max_outstanding = v;
+				if (v > 0 && access(w->node, F_OK) == 0)
+					w->node_seen++;
 			}
 		}
 		usleep(1000);
@@ -670,13 +781,14 @@ static void *watch_outstanding(void *arg)
  * Unbind during an O_DIRECT read into p2p pages waits for the read: the read, submitted (its
  * whole buffer pinned) before and still in flight at the unbind (throttled NVMe), completes in
  * full with the disk's bytes,
- * before the unbind returns; meanwhile the pages show as outstanding; then the mapping is
+ * before the unbind returns; meanwhile the pages show as outstanding and /dev/p2pmemN is
+ * gone; then the mapping is
  * revoked (SIGBUS, EFAULT for I/O) and the fd gets ENODEV.
  */
 TEST_F_TIMEOUT(region, unbind_waits_for_o_direct_in_flight, 300)
 {
 	struct timed_read r = { .len = 4 * MIB };
-	struct counter_watch w = { .bdf = self->bdf };
+	struct counter_watch w = { .bdf = self->bdf, .node = self->node };
 	__u64 unbind_start, unbind_end;
 	pthread_t reader, watcher;
 	struct p2pmem_info info;
@@ -743,10 +855,15 @@ TEST_F_TIMEOUT(region, unbind_waits_for_o_direct_in_flight, 300)
 	EXPECT_EQ((ssize_t)r.len, r.ret);
 	EXPECT_LT(unbind_start, r.end_ns);
 	EXPECT_LE(r.end_ns, unbind_end + SYSCALL_SLACK_NS);
-	/* Meanwhile the counter said pages were out (at most the 1024 of the buffer). */
+	/*
+	 * Meanwhile the counter said pages were out (at most the 1024 of the buffer), and
+	 * /dev/p2pmemN was gone already: unbind removes it first, not after the wait.
+	 */
 	EXPECT_LT(0, w.samples);
 	EXPECT_LT(0, w.max_outstanding);
 	EXPECT_GE(r.len / PAGE, w.max_outstanding);
+	EXPECT_EQ(0, w.node_seen) TH_LOG("%s existed in %d of %d samples with pages out",
+					 self->node, w.node_seen, w.samples);
 
 	/* Revoked: access raises SIGBUS, I/O into the buffer EFAULT, the fd ENODEV. */
 	EXPECT_EQ(0, pte_present(r.buf));
