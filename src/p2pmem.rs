@@ -146,10 +146,9 @@ struct P2pmemDriver;
 ///
 /// Fields drop in declaration order, the reverse of how probe sets them up: userspace and
 /// in-kernel users lose their way in first (`published`, `cdev`, which `unbind()` has withdrawn
-/// already), the pages go next (`region`,
-/// which drains before `memunmap_pages()`), then the claims on the device. The kernel's P2PDMA
-/// state (the provider, the pool) is devres and goes after all of this. Each `_*ed` mark stamps
-/// the end of the field's drop before it on `clock`.
+/// already), the pages go next (`region`, which drains before `memunmap_pages()`), then the
+/// claims on the device. The kernel's P2PDMA state (the provider, the pool) is devres and goes
+/// after all of this. Each `_*ed` mark stamps the end of the field's drop before it on `clock`.
 #[pin_data(PinnedDrop)]
 struct P2pmemDevice<'bound> {
     pdev: &'bound pci::Device<device::Bound>,

@@ -7,9 +7,8 @@
 //! device owns one [`RevokeList`]: it takes registrations from [`RevokeList::open`] (the end of
 //! probe) until unbind, when [`RevokeList::revoke_all`] stops taking them and calls every user's
 //! `revoke()` with no lock held, and [`RevokeList::wait_released`] waits until each has released
-//! its memory, naming the ones
-//! it still waits for every few seconds. It never gives up: memory still in use may still be the
-//! target of DMA. Registrations hold their own reference on the list, so a user may unregister
+//! its memory, naming the ones it still waits for every few seconds. It never gives up: memory
+//! still in use may still be the target of DMA. Registrations hold their own reference on the list, so a user may unregister
 //! at any time, before or after the binding is gone.
 
 use crate::bindings as p2p_bindings;
