@@ -68,6 +68,20 @@ fn run_mask(first: usize, len: usize) -> u64 {
     }
 }
 
+/// The words pages `start..end` fall in, each with the mask of those pages' bits.
+fn word_masks(start: usize, end: usize) -> impl Iterator<Item = (usize, u64)> {
+    let mut at = start;
+    core::iter::from_fn(move || {
+        if at >= end {
+            return None;
+        }
+        let (word, first) = (at / 64, at % 64);
+        let len = (64 - first).min(end - at);
+        at += len;
+        Some((word, run_mask(first, len)))
+    })
+}
+
 /// The number of bitmap words a pool of `pages` pages needs.
 pub const fn words_for(pages: usize) -> usize {
     pages.div_ceil(64)
@@ -236,19 +250,16 @@ impl<S: Deref<Target = [AtomicU64]>> PagePool<S> {
     /// nothing and returns `false`.
     fn claim_run(&self, start: usize, n: usize) -> bool {
         let end = start + n;
-        let mut at = start;
-        while at < end {
-            let (word, first) = (at / 64, at % 64);
-            let len = (64 - first).min(end - at);
-            let mask = run_mask(first, len);
+        for (word, mask) in word_masks(start, end) {
             let Some(slot) = self.bits.get(word) else {
-                self.unclaim(start, at);
+                self.unclaim(start, (word * 64).max(start));
                 return false;
             };
             let mut cur = slot.load(Ordering::Relaxed);
             loop {
                 if cur & mask != 0 {
-                    self.unclaim(start, at);
+                    // Back out the words before this one; this one is untouched.
+                    self.unclaim(start, (word * 64).max(start));
                     return false;
                 }
                 match slot.compare_exchange_weak(
@@ -261,19 +272,14 @@ impl<S: Deref<Target = [AtomicU64]>> PagePool<S> {
                     Err(now) => cur = now,
                 }
             }
-            at += len;
         }
         true
     }
 
     /// Clears the bits of pages `start..end`, which [`Self::claim_run`] set.
     fn unclaim(&self, start: usize, end: usize) {
-        let mut at = start;
-        while at < end {
-            let (word, first) = (at / 64, at % 64);
-            let len = (64 - first).min(end - at);
+        for (word, mask) in word_masks(start, end) {
             if let Some(slot) = self.bits.get(word) {
-                let mask = run_mask(first, len);
                 let old = slot.fetch_and(!mask, Ordering::AcqRel);
                 // A bit already clear was "freed" meanwhile though never handed out (a bad free
                 // elsewhere, which `free` counted as a page back): uncount it, so that `free`
@@ -284,7 +290,6 @@ impl<S: Deref<Target = [AtomicU64]>> PagePool<S> {
                     self.freed.fetch_sub(stray, Ordering::SeqCst);
                 }
             }
-            at += len;
         }
     }
 
