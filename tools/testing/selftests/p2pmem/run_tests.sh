@@ -257,8 +257,11 @@ check_log() {
 # status, 124 when it timed out and was killed, 125 when it or anything it started could not be
 # killed (a task stuck in the kernel, e.g. an unbind that never finishes: timeout(1) would wait
 # for it forever, and so would the next program).
+# A zombie is no stuck task: it is dead and waits to be reaped, and virtme's init, which orphans
+# are given to, may never reap it (a test child the harness killed after its timeout leaves its
+# own children behind).
 session_alive() { # sid
-	ps -e -o sid= | awk -v s="$1" '$1 == s { found = 1 } END { exit !found }'
+	ps -e -o sid=,stat= | awk -v s="$1" '$1 == s && $2 !~ /^Z/ { found = 1 } END { exit !found }'
 }
 # Sends signal $1 to every process of session $2: kselftest_harness runs each test in a process
 # group of its own, so signalling the group of the program would miss it.
