@@ -70,14 +70,8 @@ static bool bound_to(const char *bdf, const char *driver)
 }
 
 /* The module loads, registers its PCI driver, and unloads cleanly. */
-TEST(module_loads_and_unloads)
+TEST_F_TIMEOUT(p2pmem, module_loads_and_unloads, DRIVER_TEST_TIMEOUT_S)
 {
-	char bdf[BDF_LEN];
-
-	if (geteuid())
-		SKIP(return, "needs root");
-	if (find_pci_by_id(IVSHMEM_VENDOR, IVSHMEM_DEVICE, bdf))
-		SKIP(return, "no ivshmem device (not the scripts/vm.sh test bed?)");
 	ASSERT_EQ(0, module_unload());
 	ASSERT_EQ(0, module_load(""));
 	EXPECT_TRUE(module_loaded());
@@ -138,7 +132,7 @@ static int pci_command(const char *bdf)
  * Loading binds ivshmem by its ID and logs the shared-memory BAR it donates. A memory target
  * only: memory decoding on, bus mastering off; unbind drops the enable it took.
  */
-TEST_F(p2pmem, ivshmem_binds_by_id)
+TEST_F_TIMEOUT(p2pmem, ivshmem_binds_by_id, DRIVER_TEST_TIMEOUT_S)
 {
 	const char *const found[] = { self->ivshmem, "BAR 2 [mem", "pref] 64 MiB",
 				      "donating 64 MiB at offset 0x0", "provider bus offset",
@@ -176,7 +170,7 @@ static const char *const unbind_steps[] = {
  * the total; the total within the unbind(2)'s write as the caller timed it. A step stamped out
  * of order, or one stamped at the wrong end, turns a step negative or the sum wrong.
  */
-TEST_F(p2pmem, unbind_reports_its_steps)
+TEST_F_TIMEOUT(p2pmem, unbind_reports_its_steps, DRIVER_TEST_TIMEOUT_S)
 {
 	const char *const found[] = { self->ivshmem, "unbind took ", NULL };
 	long long total, step, sum = 0, t0, t1;
@@ -258,7 +252,7 @@ static __u64 bar_start(const char *bdf, int bar)
 }
 
 /* An NVMe controller binds through driver_override; p2pmem donates its CMB. */
-TEST_F(p2pmem, cmb_nvme_binds_through_driver_override)
+TEST_F_TIMEOUT(p2pmem, cmb_nvme_binds_through_driver_override, DRIVER_TEST_TIMEOUT_S)
 {
 	const char *const cmb[] = { self->cmb, "NVMe CMB: BAR 2 offset 0x0 size 64 MiB",
 				    "CMSE enabled", NULL };
@@ -337,7 +331,7 @@ TEST_F_TIMEOUT(p2pmem, rebind_20_times, 600)
 }
 
 /* Unloading the module unbinds every device it drives. */
-TEST_F(p2pmem, unload_unbinds_every_device)
+TEST_F_TIMEOUT(p2pmem, unload_unbinds_every_device, DRIVER_TEST_TIMEOUT_S)
 {
 	ASSERT_EQ(0, module_load(""));
 	ASSERT_EQ(0, pci_bind_override(self->cmb, P2PMEM_DRIVER));
@@ -352,7 +346,7 @@ TEST_F(p2pmem, unload_unbinds_every_device)
  * An open /dev/p2pmemN, or a mapping of it, holds the module: a non-blocking unload (what
  * rmmod does) gets EWOULDBLOCK, and the device stays bound, until the last one is gone.
  */
-TEST_F(p2pmem, unload_waits_for_open_files_and_mappings)
+TEST_F_TIMEOUT(p2pmem, unload_waits_for_open_files_and_mappings, DRIVER_TEST_TIMEOUT_S)
 {
 	void *buf;
 	int fd;
@@ -371,7 +365,7 @@ TEST_F(p2pmem, unload_waits_for_open_files_and_mappings)
 }
 
 /* /dev/p2pmemN is root's: an unprivileged process cannot open it (EACCES). */
-TEST_F(p2pmem, unprivileged_open_is_refused)
+TEST_F_TIMEOUT(p2pmem, unprivileged_open_is_refused, DRIVER_TEST_TIMEOUT_S)
 {
 	int status;
 	pid_t pid;
@@ -392,7 +386,7 @@ TEST_F(p2pmem, unprivileged_open_is_refused)
 }
 
 /* A bar= that is not a BAR index fails the load with EINVAL and says why. */
-TEST_F(p2pmem, bad_bar_parameter_fails_the_load)
+TEST_F_TIMEOUT(p2pmem, bad_bar_parameter_fails_the_load, DRIVER_TEST_TIMEOUT_S)
 {
 	const char *const why[] = { "p2pmem", "bar=9 is not a BAR index", NULL };
 
@@ -402,7 +396,7 @@ TEST_F(p2pmem, bad_bar_parameter_fails_the_load)
 }
 
 /* A size= off the 2 MiB granule fails the load with EINVAL and says why. */
-TEST_F(p2pmem, unaligned_size_fails_the_load)
+TEST_F_TIMEOUT(p2pmem, unaligned_size_fails_the_load, DRIVER_TEST_TIMEOUT_S)
 {
 	const char *const why[] = { "p2pmem", "size=0x3039 is not a multiple of 2 MiB", NULL };
 
@@ -412,7 +406,7 @@ TEST_F(p2pmem, unaligned_size_fails_the_load)
 }
 
 /* A window past the end of the BAR fails the probe: not bound, EINVAL, logged. */
-TEST_F(p2pmem, window_outside_the_bar_fails_the_probe)
+TEST_F_TIMEOUT(p2pmem, window_outside_the_bar_fails_the_probe, DRIVER_TEST_TIMEOUT_S)
 {
 	const char *const why[] = { self->ivshmem, "does not fit in BAR 2", NULL };
 
@@ -424,7 +418,7 @@ TEST_F(p2pmem, window_outside_the_bar_fails_the_probe)
 }
 
 /* An explicit BAR that is not memory fails the probe with EINVAL and says why. */
-TEST_F(p2pmem, non_memory_bar_fails_the_probe)
+TEST_F_TIMEOUT(p2pmem, non_memory_bar_fails_the_probe, DRIVER_TEST_TIMEOUT_S)
 {
 	const char *const why[] = { self->ivshmem, "BAR 1 is not an implemented memory BAR",
 				    NULL };
@@ -435,7 +429,7 @@ TEST_F(p2pmem, non_memory_bar_fails_the_probe)
 }
 
 /* An NVMe controller without a CMB is refused with ENODEV and says why. */
-TEST_F(p2pmem, device_without_memory_bar_is_refused)
+TEST_F_TIMEOUT(p2pmem, device_without_memory_bar_is_refused, DRIVER_TEST_TIMEOUT_S)
 {
 	char data[BDF_LEN], path[128], override[64] = "";
 	const char *const why[] = { data, "NVMe controller without a Controller Memory Buffer",
@@ -507,7 +501,7 @@ static int cmb_bound_with_ids(struct __test_metadata *_metadata, const char *cmb
  * with its vendor:device, and served as usual; the data NVMe, same ID but bound to nvme, is
  * not taken. The value reads back in sysfs, and the IDs go with the driver at unload.
  */
-TEST_F_TIMEOUT(p2pmem, ids_binds_a_device_without_a_driver, 120)
+TEST_F_TIMEOUT(p2pmem, ids_binds_a_device_without_a_driver, DRIVER_TEST_TIMEOUT_S)
 {
 	unsigned int vendor = pci_attr(self->cmb, "vendor"), device = pci_attr(self->cmb, "device");
 	char data[BDF_LEN] = "", params[64], val[64] = "";
@@ -585,7 +579,7 @@ TEST_F_TIMEOUT(p2pmem, ids_compare_every_field, 300)
  * A malformed ids= fails the load with EINVAL before the driver exists, and names the entry and
  * what is wrong with it; a value longer than the parameter holds is the kernel's ENOSPC.
  */
-TEST_F_TIMEOUT(p2pmem, bad_ids_fail_the_load, 180)
+TEST_F_TIMEOUT(p2pmem, bad_ids_fail_the_load, DRIVER_TEST_TIMEOUT_S)
 {
 	static const struct {
 		const char *ids, *why;
@@ -649,7 +643,7 @@ static int tracker_test(int fd, __u64 pages, struct p2pmem_tracker_test *t)
  * (bitmap_bytes is the module's arithmetic, reported; what is measured is that the build
  * succeeds.) Sizes it refuses get EINVAL.
  */
-TEST_F(p2pmem, tracker_fits_a_256_gib_region)
+TEST_F_TIMEOUT(p2pmem, tracker_fits_a_256_gib_region, DRIVER_TEST_TIMEOUT_S)
 {
 	struct p2pmem_tracker_test t;
 	int fd;
@@ -684,7 +678,7 @@ TEST_F(p2pmem, tracker_fits_a_256_gib_region)
  * complaints are logged, then one line says it goes quiet, and nothing more for the rest of
  * the module's life. The counts stay as they were.
  */
-TEST_F(p2pmem, bad_frees_are_reported_ten_times_then_not)
+TEST_F_TIMEOUT(p2pmem, bad_frees_are_reported_ten_times_then_not, DRIVER_TEST_TIMEOUT_S)
 {
 	struct p2pmem_tracker_test t = { .pages = 64, .bad_frees = 1000 };
 	int fd, quiet;
@@ -714,7 +708,7 @@ TEST_F(p2pmem, bad_frees_are_reported_ten_times_then_not)
 }
 
 /* Without test_interfaces=1 the test ioctls are not served: ENOTTY, as for any unknown ioctl. */
-TEST_F(p2pmem, test_ioctls_need_test_interfaces)
+TEST_F_TIMEOUT(p2pmem, test_ioctls_need_test_interfaces, DRIVER_TEST_TIMEOUT_S)
 {
 	struct p2pmem_pin pin = { 0 };
 	char *buf;
@@ -775,7 +769,7 @@ static int touch_in_child(char *buf)
  * unmounts cleanly ("Busy inodes" is the VFS's sign of an inode kept past unmount), and unbind
  * still unmaps every mapping, made through /dev/p2pmemN, without touching the dead node.
  */
-TEST_F(p2pmem, node_on_an_unmounted_tmpfs_is_not_kept)
+TEST_F_TIMEOUT(p2pmem, node_on_an_unmounted_tmpfs_is_not_kept, DRIVER_TEST_TIMEOUT_S)
 {
 	char dir[] = "/tmp/p2pmem-node-XXXXXX";
 	const size_t len = 1 << 20;

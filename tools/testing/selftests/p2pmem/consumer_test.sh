@@ -207,14 +207,15 @@ sleep 1
 waiting=no
 kill -0 $ub 2>/dev/null && [ ! -e "$TMP/unbind_end" ] && waiting=yes
 held=$(cat "$DBG/held")
+size=$(pool size)
 avail=$(pool available)
 r_pool=$(region pool_bytes)
 r_free=$(region pool_free_bytes)
-echo "# $((($(now_ns) - $(cat "$DBG/revoked_ns")) / 1000000)) ms after ->revoke(): unbind waiting $waiting, held '$held', pool available '$avail', p2pmem_region/ pool_bytes '$r_pool', pool_free_bytes '$r_free'"
+echo "# $((($(now_ns) - $(cat "$DBG/revoked_ns")) / 1000000)) ms after ->revoke(): unbind waiting $waiting, held '$held', pool size '$size' available '$avail', p2pmem_region/ pool_bytes '$r_pool', pool_free_bytes '$r_free'"
 check "1 s after ->revoke(), unbind still waits and the holder still holds" \
-	test "$waiting" = yes -a "$held" = 1048576
+	sh -c "[ $waiting = yes ] && [ '$held' = 1048576 ]"
 check "while unbind waits, our pool still lends the holder's 1 MiB" \
-	sh -c "[ -n '$avail' ] && [ \$(($size - ${avail:-0})) = 1048576 ]"
+	sh -c "[ -n '$size' ] && [ -n '$avail' ] && [ \$((${size:-0} - ${avail:-0})) = 1048576 ]"
 check "while unbind waits, p2pmem_region/ stays readable and shows that 1 MiB of the pool out" \
 	sh -c "[ -n '$r_pool' ] && [ -n '$r_free' ] && [ \$((${r_pool:-0} - ${r_free:-0})) = 1048576 ]"
 wait_bounded $ub 150

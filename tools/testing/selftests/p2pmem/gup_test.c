@@ -178,7 +178,7 @@ static int pin(int fd, void *addr, size_t len, __u32 flags, struct p2pmem_pin *p
 }
 
 /* Without FOLL_PCI_P2PDMA, GUP refuses P2PDMA pages with EREMOTEIO. */
-TEST_F(gup, pin_without_p2pdma_is_remoteio)
+TEST_F_TIMEOUT(gup, pin_without_p2pdma_is_remoteio, DRIVER_TEST_TIMEOUT_S)
 {
 	struct p2pmem_pin p;
 
@@ -187,7 +187,7 @@ TEST_F(gup, pin_without_p2pdma_is_remoteio)
 }
 
 /* With FOLL_PCI_P2PDMA every page pins and every page is P2PDMA (ours only for our region). */
-TEST_F(gup, pin_with_p2pdma_takes_every_page)
+TEST_F_TIMEOUT(gup, pin_with_p2pdma_takes_every_page, DRIVER_TEST_TIMEOUT_S)
 {
 	struct p2pmem_pin p;
 
@@ -198,7 +198,7 @@ TEST_F(gup, pin_with_p2pdma_takes_every_page)
 }
 
 /* P2PDMA with LONGTERM is refused by our layer with EINVAL, before GUP could WARN. */
-TEST_F(gup, pin_p2pdma_longterm_is_einval_without_warn)
+TEST_F_TIMEOUT(gup, pin_p2pdma_longterm_is_einval_without_warn, DRIVER_TEST_TIMEOUT_S)
 {
 	const char *const warn[] = { "WARNING:", NULL };
 	struct p2pmem_pin p;
@@ -215,7 +215,7 @@ TEST_F(gup, pin_p2pdma_longterm_is_einval_without_warn)
  * the kernel pool's sysfs mapping (kernfs vm_ops track dirtying) is refused one step earlier,
  * as a long-term pin of a shared writable file mapping: EFAULT.
  */
-TEST_F(gup, pin_longterm_on_p2p_is_refused)
+TEST_F_TIMEOUT(gup, pin_longterm_on_p2p_is_refused, DRIVER_TEST_TIMEOUT_S)
 {
 	struct p2pmem_pin p;
 
@@ -225,7 +225,7 @@ TEST_F(gup, pin_longterm_on_p2p_is_refused)
 }
 
 /* Ordinary memory pins with every valid flag set, and none of it is P2PDMA. */
-TEST_F(gup, pin_anonymous_memory_with_every_flag)
+TEST_F_TIMEOUT(gup, pin_anonymous_memory_with_every_flag, DRIVER_TEST_TIMEOUT_S)
 {
 	const __u32 flags[] = { 0, P2PMEM_PIN_WRITE, P2PMEM_PIN_P2PDMA, P2PMEM_PIN_LONGTERM,
 				P2PMEM_PIN_P2PDMA | P2PMEM_PIN_WRITE,
@@ -252,7 +252,7 @@ TEST_F(gup, pin_anonymous_memory_with_every_flag)
  * A range of anonymous pages followed by P2PDMA pages: without FOLL_PCI_P2PDMA GUP pins up to
  * the first P2PDMA page and stops (a partial result, not an error); with it, all of them.
  */
-TEST_F(gup, pin_of_a_mixed_range_stops_at_the_first_p2p_page)
+TEST_F_TIMEOUT(gup, pin_of_a_mixed_range_stops_at_the_first_p2p_page, DRIVER_TEST_TIMEOUT_S)
 {
 	struct p2pmem_pin p;
 	char *range, *p2p;
@@ -274,7 +274,7 @@ TEST_F(gup, pin_of_a_mixed_range_stops_at_the_first_p2p_page)
 }
 
 /* Bad requests get clear errnos, pin nothing, and log nothing above info level. */
-TEST_F(gup, pin_rejects_bad_requests)
+TEST_F_TIMEOUT(gup, pin_rejects_bad_requests, DRIVER_TEST_TIMEOUT_S)
 {
 	struct p2pmem_info info;
 	struct p2pmem_pin p;
@@ -326,7 +326,7 @@ static long gup_test_pinned(int fd, void *addr, size_t len, __u32 gup_flags)
  * The kernel's gup_test pins the buffer only with FOLL_PCI_P2PDMA: without it, no page, and
  * after ordinary pages it stops exactly at the first P2PDMA page.
  */
-TEST_F(gup, debugfs_gup_test_needs_foll_pci_p2pdma)
+TEST_F_TIMEOUT(gup, debugfs_gup_test_needs_foll_pci_p2pdma, DRIVER_TEST_TIMEOUT_S)
 {
 	char *range, *p2p;
 	int fd;
@@ -353,7 +353,7 @@ TEST_F(gup, debugfs_gup_test_needs_foll_pci_p2pdma)
 }
 
 /* O_DIRECT between P2PDMA pages and a loop device (no P2PDMA support): EREMOTEIO, no data lost. */
-TEST_F_TIMEOUT(gup, o_direct_to_a_loop_device_is_remoteio, 120)
+TEST_F_TIMEOUT(gup, o_direct_to_a_loop_device_is_remoteio, DRIVER_TEST_TIMEOUT_S)
 {
 	char img[] = "/tmp/p2pmem-loopXXXXXX", cmd[256], loop[64] = "";
 	char *host;
@@ -405,7 +405,7 @@ TEST_F_TIMEOUT(gup, o_direct_to_a_loop_device_is_remoteio, 120)
  * vm_ops track dirtying, is refused one step earlier as a long-term pin of a shared
  * writable file mapping (EFAULT).
  */
-TEST_F(gup, io_uring_fixed_buffer_registration_fails)
+TEST_F_TIMEOUT(gup, io_uring_fixed_buffer_registration_fails, DRIVER_TEST_TIMEOUT_S)
 {
 	struct io_uring_params params = { 0 };
 	struct iovec iov = { self->p2p, LEN };
@@ -423,7 +423,7 @@ TEST_F(gup, io_uring_fixed_buffer_registration_fails)
 }
 
 /* process_vm_readv() from P2PDMA pages (GUP without FOLL_PCI_P2PDMA) fails with EFAULT. */
-TEST_F(gup, process_vm_readv_from_p2p_fails)
+TEST_F_TIMEOUT(gup, process_vm_readv_from_p2p_fails, DRIVER_TEST_TIMEOUT_S)
 {
 	struct iovec local, remote = { self->p2p, PAGE };
 	char buf[PAGE];
@@ -435,7 +435,7 @@ TEST_F(gup, process_vm_readv_from_p2p_fails)
 }
 
 /* vmsplice() of P2PDMA pages into a pipe (GUP without FOLL_PCI_P2PDMA) fails with EREMOTEIO. */
-TEST_F(gup, vmsplice_of_p2p_pages_fails)
+TEST_F_TIMEOUT(gup, vmsplice_of_p2p_pages_fails, DRIVER_TEST_TIMEOUT_S)
 {
 	struct iovec iov = { self->p2p, PAGE };
 	int pipefd[2];

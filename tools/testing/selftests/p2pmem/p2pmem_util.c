@@ -66,13 +66,6 @@ int sysfs_write(const char *path, const char *val)
 	return ret;
 }
 
-/*
- * How long binding, unbinding, loading or unloading may block before the test fails: far
- * longer than any wait a test makes an unbind do (a held page, an O_DIRECT read in flight),
- * far shorter than the runner's limit for a program. $P2PMEM_UNBIND_TIMEOUT overrides it.
- */
-#define DRIVER_CALL_TIMEOUT_S 60
-
 static double monotonic_s(void)
 {
 	struct timespec ts;

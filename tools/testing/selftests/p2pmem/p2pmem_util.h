@@ -23,6 +23,22 @@
 #define P2PMEM_DRIVER "p2pmem"
 #define BDF_LEN 32
 
+/*
+ * How long binding, unbinding, loading or unloading may block before the test fails: far
+ * longer than any wait a test makes an unbind do (a held page, an O_DIRECT read in flight),
+ * far shorter than the runner's limit for a program. $P2PMEM_UNBIND_TIMEOUT overrides it.
+ */
+#define DRIVER_CALL_TIMEOUT_S 60
+
+/*
+ * The harness timeout of every test whose setup, body or teardown binds, unbinds, loads or
+ * unloads: several DRIVER_CALL_TIMEOUT_S, so that a driver call that blocks fails its test
+ * with ETIMEDOUT, and the verdict is printed, before the harness kills the test with a child
+ * of it still in the kernel (a task the runner must then report as stuck). The harness's
+ * default 30 s is less than a test with an NVMe rebind took in a slow TCG guest (CI, 2026-12-02).
+ */
+#define DRIVER_TEST_TIMEOUT_S 300
+
 /* The two NVMe controllers of the test bed (scripts/vm.sh), by serial. */
 #define CMB_NVME_SERIAL "p2pmem-cmb"
 #define DATA_NVME_SERIAL "p2pmem-data"

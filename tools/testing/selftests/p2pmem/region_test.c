@@ -130,7 +130,7 @@ static bool access_raises_sigbus(char *addr)
 }
 
 /* The info ioctl describes the region: BAR 2 minus the default 1/8 kernel pool. */
-TEST_F(region, info_describes_the_region)
+TEST_F_TIMEOUT(region, info_describes_the_region, DRIVER_TEST_TIMEOUT_S)
 {
 	EXPECT_STREQ(self->bdf, self->info.pci_dev);
 	EXPECT_EQ(2, self->info.bar);
@@ -144,7 +144,7 @@ TEST_F(region, info_describes_the_region)
 }
 
 /* A shared mapping holds p2p pages: data sticks, counters follow, munmap returns them. */
-TEST_F(region, shared_mapping_takes_and_returns_pages)
+TEST_F_TIMEOUT(region, shared_mapping_takes_and_returns_pages, DRIVER_TEST_TIMEOUT_S)
 {
 	struct p2pmem_info info;
 	size_t len = 1 * MIB;
@@ -178,7 +178,7 @@ static unsigned long long region_attr(const char *bdf, const char *name)
  * counters: this proves the attribute table, and the 8 pages out against the test's own count.
  * The pool's size is checked against the kernel's P2PDMA core (its own sysfs attribute).
  */
-TEST_F(region, sysfs_attributes_match_the_ioctl)
+TEST_F_TIMEOUT(region, sysfs_attributes_match_the_ioctl, DRIVER_TEST_TIMEOUT_S)
 {
 	struct p2pmem_info info;
 	char path[128], val[32];
@@ -204,7 +204,7 @@ TEST_F(region, sysfs_attributes_match_the_ioctl)
 }
 
 /* MAP_PRIVATE is refused with EINVAL and takes nothing. */
-TEST_F(region, private_mapping_is_refused)
+TEST_F_TIMEOUT(region, private_mapping_is_refused, DRIVER_TEST_TIMEOUT_S)
 {
 	struct p2pmem_info info;
 
@@ -215,14 +215,14 @@ TEST_F(region, private_mapping_is_refused)
 }
 
 /* A non-zero offset is refused with EINVAL. */
-TEST_F(region, nonzero_offset_is_refused)
+TEST_F_TIMEOUT(region, nonzero_offset_is_refused, DRIVER_TEST_TIMEOUT_S)
 {
 	EXPECT_EQ(MAP_FAILED, mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, self->fd, PAGE));
 	EXPECT_EQ(EINVAL, errno);
 }
 
 /* A mapping larger than what is free fails with ENOMEM and takes nothing. */
-TEST_F(region, mapping_larger_than_free_is_refused)
+TEST_F_TIMEOUT(region, mapping_larger_than_free_is_refused, DRIVER_TEST_TIMEOUT_S)
 {
 	struct p2pmem_info info;
 	size_t len = self->info.region_bytes + PAGE;
@@ -235,7 +235,7 @@ TEST_F(region, mapping_larger_than_free_is_refused)
 }
 
 /* The whole region can be mapped at once, and then nothing more. */
-TEST_F(region, whole_region_maps_then_nothing_more)
+TEST_F_TIMEOUT(region, whole_region_maps_then_nothing_more, DRIVER_TEST_TIMEOUT_S)
 {
 	size_t len = self->info.region_bytes;
 	char *buf, *more;
@@ -358,7 +358,7 @@ TEST_F_TIMEOUT(region, a_mapping_takes_a_contiguous_run_when_one_is_free, 300)
 }
 
 /* Unmapping part of a mapping returns exactly those pages. */
-TEST_F(region, partial_munmap_returns_those_pages)
+TEST_F_TIMEOUT(region, partial_munmap_returns_those_pages, DRIVER_TEST_TIMEOUT_S)
 {
 	struct p2pmem_info info;
 	char *buf;
@@ -375,7 +375,7 @@ TEST_F(region, partial_munmap_returns_those_pages)
 }
 
 /* MADV_DONTNEED gives the pages back; the range then raises SIGBUS. */
-TEST_F(region, madv_dontneed_returns_pages_then_sigbus)
+TEST_F_TIMEOUT(region, madv_dontneed_returns_pages_then_sigbus, DRIVER_TEST_TIMEOUT_S)
 {
 	struct p2pmem_info info;
 	char *buf;
@@ -392,7 +392,7 @@ TEST_F(region, madv_dontneed_returns_pages_then_sigbus)
 }
 
 /* A forked child shares the pages: its writes are the parent's. */
-TEST_F(region, fork_shares_the_pages)
+TEST_F_TIMEOUT(region, fork_shares_the_pages, DRIVER_TEST_TIMEOUT_S)
 {
 	struct p2pmem_info info;
 	int status;
@@ -417,7 +417,7 @@ TEST_F(region, fork_shares_the_pages)
 }
 
 /* A mapping cannot grow (EFAULT), but it can move with its data. */
-TEST_F(region, mremap_moves_but_does_not_grow)
+TEST_F_TIMEOUT(region, mremap_moves_but_does_not_grow, DRIVER_TEST_TIMEOUT_S)
 {
 	char *buf, *moved, *hole;
 
@@ -485,7 +485,7 @@ TEST_F_TIMEOUT(region, o_direct_read_and_write_move_the_bytes, 300)
  * mapping). The read is served from the page cache: this is no DMA test, and any memory passes
  * its data check; the O_DIRECT tests are the ones whose bytes only p2p pages can carry.
  */
-TEST_F(region, buffered_io_copies_through_the_cpu)
+TEST_F_TIMEOUT(region, buffered_io_copies_through_the_cpu, DRIVER_TEST_TIMEOUT_S)
 {
 	size_t len = 256 * 1024;
 	void *p2p;
@@ -532,7 +532,7 @@ static long gup_test_pin(void *addr, size_t len, unsigned int flags)
 }
 
 /* GUP hands out our pages only with FOLL_PCI_P2PDMA (pages pinned): they are P2PDMA pages. */
-TEST_F(region, pages_are_p2pdma_to_gup)
+TEST_F_TIMEOUT(region, pages_are_p2pdma_to_gup, DRIVER_TEST_TIMEOUT_S)
 {
 	size_t len = 16 * PAGE;
 	void *p2p, *anon;
@@ -581,7 +581,7 @@ TEST_F_TIMEOUT(region, fio_verifies_through_mmapshared, 300)
 }
 
 /* Unbind revokes a live mapping: it completes, access raises SIGBUS, the fd gets ENODEV. */
-TEST_F_TIMEOUT(region, unbind_revokes_a_live_mapping, 120)
+TEST_F_TIMEOUT(region, unbind_revokes_a_live_mapping, DRIVER_TEST_TIMEOUT_S)
 {
 	const char *const done[] = { self->bdf, "unbind: 64 pages were out, all back", NULL };
 	struct p2pmem_info info;

@@ -104,6 +104,30 @@ fi
 mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
 KMEMLEAK=/sys/kernel/debug/kmemleak
 
+# virtme's channel for our exit status. Its init runs us on virtio-serial ports and reports our
+# status there itself; when the ports were not there yet when it looked (a slow guest), it runs
+# us on the console instead ("console fallback") and reports no status, so virtme returns 255
+# for every run. Then we report it ourselves, on the port found by its name.
+ret_port() {
+	local p dev
+	for p in /dev/virtme.ret /dev/virtio-ports/virtme.ret; do
+		[ -e "$p" ] && { echo "$p"; return 0; }
+	done
+	for p in /sys/class/virtio-ports/*/name; do
+		[ "$(cat "$p" 2>/dev/null)" = virtme.ret ] || continue
+		dev=${p%/name}
+		dev=/dev/${dev##*/}
+		[ -e "$dev" ] && { echo "$dev"; return 0; }
+	done
+	return 1
+}
+script_io=$(readlink /proc/self/fd/1)
+case $script_io in
+/dev/vport*) init_reports_status=1 ;;
+*) init_reports_status=0 ;;
+esac
+echo "# our output goes to $script_io ($([ $init_reports_status = 1 ] && echo "virtio-serial" || echo "console fallback: we report our status ourselves"))"
+
 # The test bed's devices, for the records below (escaped for a regular expression). The NVMe
 # controllers are probed asynchronously: on the test bed (QEMU NVMe present), wait until their
 # serials are readable, at most 60 s.
@@ -163,8 +187,8 @@ declare -A expect_warn=(
 	[nvmet_test.sh]="1 ^<3> p2pmem $IVSHMEM_RE: PCI device has no peer-to-peer memory: $IVSHMEM_RE\$"
 	# The admin tool's bind of the data NVMe, which has no CMB: refused by the probe, undone.
 	[tool_test.sh]="1 ^<3> p2pmem $DATA_RE: cannot donate memory: NVMe controller without a Controller Memory Buffer\$"
-	# The slow long-term holder is named while unbind waits for it: every 5 s of its 10 s, so once
-	# or twice (the second slice ends about when it lets go).
+	# The slow long-term holders are named while unbind waits for them: every 5 s of the first
+	# one's 20 s and of the time the second one's unbind waits, a number the clock decides.
 	[consumer_test.sh]="* ^<4> p2pmem $IVSHMEM_RE: unbind: p2pmem_consumer has not released its P2PDMA memory after 5000 ms\$"
 )
 
@@ -257,11 +281,17 @@ check_log() {
 # status, 124 when it timed out and was killed, 125 when it or anything it started could not be
 # killed (a task stuck in the kernel, e.g. an unbind that never finishes: timeout(1) would wait
 # for it forever, and so would the next program).
-# A zombie is no stuck task: it is dead and waits to be reaped, and virtme's init, which orphans
-# are given to, may never reap it (a test child the harness killed after its timeout leaves its
-# own children behind).
+# Every thread counts (-L): a process whose main thread exited shows as a zombie while another
+# of its threads may sleep in the kernel. A zombie thread is no stuck task: it is dead and waits
+# to be reaped (its parent killed, perhaps by the harness at a test's timeout, orphans go to
+# virtme's init).
 session_alive() { # sid
-	ps -e -o sid=,stat= | awk -v s="$1" '$1 == s && $2 !~ /^Z/ { found = 1 } END { exit !found }'
+	ps -e -L -o sid=,stat= | awk -v s="$1" '$1 == s && $2 !~ /^Z/ { found = 1 } END { exit !found }'
+}
+# What is left of session $1, thread by thread, as comments.
+session_show() { # sid
+	ps -e -L -o sid=,pid=,ppid=,lwp=,stat=,wchan:32=,args= |
+		awk -v s="$1" '$1 == s' | comment
 }
 # Sends signal $1 to every process of session $2: kselftest_harness runs each test in a process
 # group of its own, so signalling the group of the program would miss it.
@@ -270,14 +300,16 @@ kill_session() { # signal sid
 }
 bounded_timed_out=0
 bounded() {
-	local limit=$1 out=$2 pid i rc
+	local limit=$1 out=$2 pid end rc
 	shift 2
 
 	bounded_timed_out=0
 
 	setsid "$@" >"$out" 2>&1 </dev/null &
 	pid=$!
-	for ((i = 0; i < limit; i++)); do
+	# In seconds, not turns of the loop: a fork costs most of a second in a slow guest.
+	end=$((SECONDS + limit))
+	while [ $SECONDS -lt $end ]; do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 1
 	done
@@ -293,11 +325,16 @@ bounded() {
 	fi
 	# Whatever is left of the session: killed, and it must go.
 	kill_session KILL "$pid"
-	for ((i = 0; i < 20; i++)); do
+	end=$((SECONDS + 20))
+	while [ $SECONDS -lt $end ]; do
 		session_alive "$pid" || break
 		sleep 1
 	done
-	session_alive "$pid" && return 125
+	if session_alive "$pid"; then
+		echo "what is left of the session of $1:" | comment
+		session_show "$pid"
+		return 125
+	fi
 	wait "$pid" 2>/dev/null
 	return $rc
 }
@@ -430,10 +467,13 @@ if [ "$run_taint" -ne 0 ]; then
 	echo "selftests: not run: the kernel was tainted at boot ($(taint_names "$run_taint")), before any test"
 	exit 3
 fi
+echo "# the runner starts $(cut -d. -f1 /proc/uptime) s after boot"
 if [ -w "$KMEMLEAK" ]; then
 	# Forget what boot leaked (not ours), including what the self-test's scans find.
+	phase_start=$(date +%s)
 	kmemleak_clear
 	kmemleak_self_test
+	echo "# kmemleak self-test: $(($(date +%s) - phase_start)) s"
 else
 	not_ok "kmemleak is not available (CONFIG_DEBUG_KMEMLEAK?)"
 fi
@@ -481,6 +521,7 @@ done
 # With our modules unloaded: what a loaded module or a live binding still references is no leak
 # to kmemleak.
 [ -n "$wedged" ] || unload_modules
+phase_start=$(date +%s)
 if [ -w "$KMEMLEAK" ] && [ -z "$wedged" ]; then
 	# Three scans: a leak that a stale pointer hides in one is reported in a later one.
 	if ! scans=$(kmemleak_report_until /tmp/p2pmem-kmemleak.end '/^unreferenced object/' 3); then
@@ -492,6 +533,7 @@ if [ -w "$KMEMLEAK" ] && [ -z "$wedged" ]; then
 	else
 		ok "kmemleak reports no leak ($scans scans)"
 	fi
+	echo "# kmemleak at the end: $(($(date +%s) - phase_start)) s"
 fi
 
 # The whole run again: what came after the last program's check (the unload, late reports such
@@ -505,16 +547,26 @@ done
 expect_warn[whole_run]=$whole
 check_log whole_run "$run_mark" "$run_taint"
 
+echo "# the runner ends $(cut -d. -f1 /proc/uptime) s after boot"
 summary
 if [ -n "$wedged" ]; then
 	# The guest cannot power off while a task holds a device lock (device_shutdown() takes
 	# every one), and virtme never reports our status while a child of ours is stuck. So:
 	# report the status on virtme's channel ourselves, then reset (no device shutdown; QEMU
 	# runs with -no-reboot, so a reset ends it).
-	[ -e /dev/virtme.ret ] && bounded 10 /dev/null sh -c 'echo 1 >/dev/virtme.ret'
+	port=$(ret_port) && bounded 10 /dev/null sh -c "echo 1 >$port"
 	bounded 10 /dev/null sync
 	sleep 2
 	echo 1 >/proc/sys/kernel/sysrq
 	echo b >/proc/sysrq-trigger
 fi
-[ $fail -eq 0 ]
+status=0
+[ $fail -eq 0 ] || status=1
+if [ $init_reports_status = 0 ]; then
+	if port=$(ret_port); then
+		bounded 10 /dev/null sh -c "echo $status >$port"
+	else
+		echo "# no port to report our status (virtme will say 255)"
+	fi
+fi
+exit $status
