@@ -121,12 +121,14 @@ ret_port() {
 	done
 	return 1
 }
-script_io=$(readlink /proc/self/fd/1)
-case $script_io in
-/dev/vport*) init_reports_status=1 ;;
-*) init_reports_status=0 ;;
-esac
-echo "# our output goes to $script_io ($([ $init_reports_status = 1 ] && echo "virtio-serial" || echo "console fallback: we report our status ourselves"))"
+# Its init links /dev/virtme.ret to the port before it starts us on the ports, not otherwise.
+if [ -e /dev/virtme.ret ]; then
+	init_reports_status=1
+	echo "# virtme runs us on its virtio-serial ports"
+else
+	init_reports_status=0
+	echo "# virtme runs us on the console (its init found no virtio-serial ports): we report our status ourselves"
+fi
 
 # The test bed's devices, for the records below (escaped for a regular expression). The NVMe
 # controllers are probed asynchronously: on the test bed (QEMU NVMe present), wait until their
@@ -564,6 +566,7 @@ status=0
 [ $fail -eq 0 ] || status=1
 if [ $init_reports_status = 0 ]; then
 	if port=$(ret_port); then
+		echo "# our status $status goes to $port"
 		bounded 10 /dev/null sh -c "echo $status >$port"
 	else
 		echo "# no port to report our status (virtme will say 255)"
