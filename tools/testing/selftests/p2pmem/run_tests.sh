@@ -554,25 +554,28 @@ check_log whole_run "$run_mark" "$run_taint"
 
 echo "# the runner ends $(cut -d. -f1 /proc/uptime) s after boot"
 summary
-if [ -n "$wedged" ]; then
-	# The guest cannot power off while a task holds a device lock (device_shutdown() takes
-	# every one), and virtme never reports our status while a child of ours is stuck. So:
-	# report the status on virtme's channel ourselves, then reset (no device shutdown; QEMU
-	# runs with -no-reboot, so a reset ends it).
-	port=$(ret_port) && bounded 10 /dev/null sh -c "echo 1 >$port"
-	bounded 10 /dev/null sync
-	sleep 2
-	echo 1 >/proc/sys/kernel/sysrq
-	echo b >/proc/sysrq-trigger
-fi
 status=0
 [ $fail -eq 0 ] || status=1
-if [ $init_reports_status = 0 ]; then
+report_status() {
+	local port
+
 	if port=$(ret_port); then
 		echo "# our status $status goes to $port"
 		bounded 10 /dev/null sh -c "echo $status >$port"
 	else
 		echo "# no port to report our status (virtme will say 255)"
 	fi
+}
+if [ -n "$wedged" ]; then
+	# The guest cannot power off while a task holds a device lock (device_shutdown() takes
+	# every one), and virtme never reports our status while a child of ours is stuck. So:
+	# report the status on virtme's channel ourselves, then reset (no device shutdown; QEMU
+	# runs with -no-reboot, so a reset ends it).
+	report_status
+	bounded 10 /dev/null sync
+	sleep 2
+	echo 1 >/proc/sys/kernel/sysrq
+	echo b >/proc/sysrq-trigger
 fi
+[ $init_reports_status = 1 ] || report_status
 exit $status
