@@ -124,4 +124,30 @@ void p2pmem_waitq_wake(struct wait_queue_head *wq);
 bool p2pmem_waitq_wait(struct wait_queue_head *wq, bool (*done)(const void *ctx),
 		       const void *ctx, unsigned int ms);
 
+/*
+ * Fault-time mappings of compound P2PDMA folios (src/fault_map.rs): the
+ * struct vm_fault and vm_area_struct fields the handlers read, folio_get(),
+ * and the vm_ops/private data of a mapping being set up (also marks it
+ * VM_HUGEPAGE, so the fault path offers PMD faults).
+ */
+struct vm_area_struct *p2pmem_vmf_vma(struct vm_fault *vmf);
+unsigned long p2pmem_vmf_address(struct vm_fault *vmf);
+unsigned long p2pmem_vmf_pgoff(struct vm_fault *vmf);
+bool p2pmem_vmf_write(struct vm_fault *vmf);
+unsigned long p2pmem_vma_start(struct vm_area_struct *vma);
+unsigned long p2pmem_vma_end(struct vm_area_struct *vma);
+unsigned long p2pmem_vma_pgoff(struct vm_area_struct *vma);
+void *p2pmem_vma_private(struct vm_area_struct *vma);
+void p2pmem_vma_set_fault_ops(struct vm_area_struct *vma,
+			      const struct vm_operations_struct *ops, void *data);
+void p2pmem_get_page(struct page *page);
+struct folio *p2pmem_page_folio(struct page *page);
+/*
+ * Makes @file, being opened, use a copy of its file_operations whose
+ * get_unmapped_area is thp_get_unmapped_area(), so that mappings of 2 MiB
+ * and more start on a PMD boundary. The kernel crate's miscdevice builds
+ * its file_operations without that hook. 0, or -EINVAL for another file.
+ */
+int p2pmem_file_align_mappings(struct file *file);
+
 #endif /* _P2PMEM_KERNEL_H */

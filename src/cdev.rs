@@ -14,12 +14,19 @@
 //! Mapping rules: `MAP_SHARED` only (`MAP_PRIVATE`: `-EINVAL`), offset 0 only (`-EINVAL`), each
 //! `mmap` hands out fresh pages (`-ENOMEM` when fewer are free). Mappings cannot grow
 //! (`mremap` to a larger size: `-EFAULT`); they can move. A child of `fork()` shares the pages.
-//! Pages come back when their last user drops them: `munmap` (whole or partial),
-//! `madvise(MADV_DONTNEED)` (the range then raises `SIGBUS` on access), process exit, or the
-//! end of an I/O that had pinned them.
+//!
+//! A region of 4 KiB pages maps every page at `mmap` time. Pages come back when their last
+//! user drops them: `munmap` (whole or partial), `madvise(MADV_DONTNEED)` (the range then
+//! raises `SIGBUS` on access), process exit, or the end of an I/O that had pinned them.
+//!
+//! A region of 2 MiB folios (`huge_pages=1`) gives each mapping whole folios and maps them at
+//! fault time, with PMDs where the mapping is aligned ([`fault_map`]); mappings of 2 MiB and
+//! more are placed on a 2 MiB boundary. Its folios come back when the last piece of the mapping
+//! is unmapped, in every process that shares it, and its last I/O ends.
 
 use crate::{
     bindings as p2p_bindings,
+    fault_map::{self, FolioHolds},
     gup::{PinnedPages, MAX_PIN_PAGES},
     p2pdma::{P2pPagemap, PoolCounters},
     pgmap::vma_pgoff,
@@ -48,6 +55,10 @@ use kernel::{
 
 /// `P2PMEM_IOCTL_INFO`.
 const IOCTL_INFO: u32 = _IOR::<p2p_bindings::p2pmem_info>(p2p_bindings::P2PMEM_IOCTL_MAGIC, 0);
+/// `P2PMEM_IOCTL_INFO` of version 0.2.0, whose `struct p2pmem_info` ended at `pci_dev`.
+const IOCTL_INFO_V1: u32 = _IOR::<[u8; INFO_V1_SIZE]>(p2p_bindings::P2PMEM_IOCTL_MAGIC, 0);
+/// The size of `struct p2pmem_info` in version 0.2.0: every field up to `pci_dev`.
+const INFO_V1_SIZE: usize = core::mem::offset_of!(p2p_bindings::p2pmem_info, folio_size);
 /// `P2PMEM_IOCTL_PIN`, a test interface (`include/p2pmem_test_uapi.h`).
 const IOCTL_PIN: u32 = _IOWR::<p2p_bindings::p2pmem_pin>(p2p_bindings::P2PMEM_IOCTL_MAGIC, 1);
 
@@ -55,7 +66,8 @@ const IOCTL_PIN: u32 = _IOWR::<p2p_bindings::p2pmem_pin>(p2p_bindings::P2PMEM_IO
 const IOCTL_TRACKER_TEST: u32 =
     _IOWR::<p2p_bindings::p2pmem_tracker_test>(p2p_bindings::P2PMEM_IOCTL_MAGIC, 2);
 
-// SAFETY: `struct p2pmem_info` is all `__u64`/`__u32` and `char` in an order without padding.
+// SAFETY: `struct p2pmem_info` is all `__u64`/`__u32` and `char` in an order without padding
+// (the `char[16]` ends at byte 104, where the last `__u64` starts).
 unsafe impl AsBytes for p2p_bindings::p2pmem_info {}
 // SAFETY: `struct p2pmem_pin` is all `__u64`/`__u32` in an order without padding.
 unsafe impl AsBytes for p2p_bindings::p2pmem_pin {}
@@ -131,6 +143,13 @@ pub(crate) struct StaticInfo {
     pub(crate) pci_dev: [u8; 16],
     /// Whether the test ioctls (`include/p2pmem_test_uapi.h`) are served.
     pub(crate) test_interfaces: bool,
+}
+
+impl StaticInfo {
+    /// The bytes of a folio of the region.
+    fn folio_size(&self, pagemap: &P2pPagemap) -> u64 {
+        (kernel::page::PAGE_SIZE as u64) << pagemap.order()
+    }
 }
 
 /// `name` NUL-padded to 16 bytes, cut to 15 if longer (PCI names are 12).
@@ -217,15 +236,21 @@ pub(crate) struct Shared {
     inner: Mutex<Inner>,
     info: StaticInfo,
     inode: AnonInode,
+    /// The folios mappings keep, for a region of compound folios (mapped at fault time).
+    holds: Option<Arc<FolioHolds>>,
 }
 
 impl Shared {
-    /// Unmaps every user mapping of the device: their pages go back when the last other user
-    /// (an I/O in flight) drops them, and later accesses raise `SIGBUS`.
+    /// Unmaps every user mapping of the device and drops the folios mappings keep: their pages
+    /// go back when the last other user (an I/O in flight) drops them, and later accesses raise
+    /// `SIGBUS`.
     fn zap(&self) {
         // Not under the lock: `mmap` takes it under the mmap lock, and unmapping must not nest
         // inside it.
         self.inode.unmap_all();
+        if let Some(holds) = &self.holds {
+            holds.revoke();
+        }
     }
 
     /// Runs `f` on the pagemap while the device is accepting new users, or fails with
@@ -298,6 +323,7 @@ impl Shared {
     /// `P2PMEM_IOCTL_INFO`: the counters and the fixed facts.
     fn info(&self) -> Result<p2p_bindings::p2pmem_info> {
         let counters = self.counters()?;
+        let folio_size = self.with_pagemap(|pagemap| Ok(self.info.folio_size(pagemap)))?;
         Ok(p2p_bindings::p2pmem_info {
             region_bytes: counters.region_bytes,
             page_size: kernel::page::PAGE_SIZE as u64,
@@ -312,7 +338,17 @@ impl Shared {
             region_offset: self.info.region_offset,
             bus_offset: self.info.bus_offset,
             pci_dev: self.info.pci_dev.map(|b| b as ffi::c_char),
+            folio_size,
         })
+    }
+
+    /// Runs `f` on the pagemap while it exists (also while unbind waits), or fails with
+    /// `-ENODEV`.
+    fn with_pagemap<R>(&self, f: impl FnOnce(&P2pPagemap) -> Result<R>) -> Result<R> {
+        let inner = self.inner.lock();
+        let pagemap = inner.pagemap.ok_or(ENODEV)?;
+        // SAFETY: as in `with_accepting_pagemap`: `Some`, under the lock.
+        f(unsafe { pagemap.as_ref() })
     }
 }
 
@@ -340,6 +376,10 @@ impl<'bound> Region<'bound> {
         info: StaticInfo,
     ) -> Result<Self> {
         let pagemap_ptr = NonNull::from(&*pagemap);
+        let holds = match pagemap.order() {
+            0 => None,
+            order => Some(FolioHolds::new(pagemap.pfns().1 >> order)?),
+        };
         let shared = Arc::pin_init(
             try_pin_init!(Shared {
                 inner <- new_mutex!(Inner {
@@ -350,6 +390,7 @@ impl<'bound> Region<'bound> {
                 }),
                 info,
                 inode: AnonInode::new()?,
+                holds,
             }),
             GFP_KERNEL,
         )?;
@@ -363,6 +404,11 @@ impl<'bound> Region<'bound> {
     /// The state shared with open files.
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.shared
+    }
+
+    /// The order of the region's folios.
+    pub(crate) fn order(&self) -> u32 {
+        self.pagemap.order()
     }
 
     /// Pages of the region out now.
@@ -455,6 +501,14 @@ impl MiscDevice for P2pmemFile {
             &*kernel::container_of!(core::ptr::from_ref(misc).cast_mut(), CdevNode, registration)
         };
         node.shared.inode.adopt(file);
+        if node.shared.holds.is_some() {
+            // Mappings of 2 MiB and more start on a PMD boundary.
+            // SAFETY: `file` is being opened by `misc_open()`, with our miscdevice's
+            // file_operations, which the shim copies.
+            kernel::error::to_result(unsafe {
+                p2p_bindings::p2pmem_file_align_mappings(file.as_ptr())
+            })?;
+        }
         Ok(KBox::new(
             Self {
                 shared: node.shared.clone(),
@@ -473,16 +527,26 @@ impl MiscDevice for P2pmemFile {
         vma.set_dontexpand();
         vma.set_dontdump();
         me.shared
-            .with_accepting_pagemap(|pagemap| pagemap.map_into(vma))
+            .with_accepting_pagemap(|pagemap| match &me.shared.holds {
+                Some(holds) => fault_map::map_folios(vma, pagemap, holds),
+                None => pagemap.map_into(vma),
+            })
     }
 
     fn ioctl(me: &Self, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
         match cmd {
-            IOCTL_INFO => {
+            IOCTL_INFO | IOCTL_INFO_V1 => {
                 let info = me.shared.info()?;
-                UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of_val(&info))
+                let size = if cmd == IOCTL_INFO {
+                    size_of_val(&info)
+                } else {
+                    INFO_V1_SIZE
+                };
+                // The first `size` bytes: all of it, or what a 0.2.0 caller knows of.
+                let bytes = info.as_bytes().get(..size).ok_or(EINVAL)?;
+                UserSlice::new(UserPtr::from_addr(arg), size)
                     .writer()
-                    .write(&info)?;
+                    .write_slice(bytes)?;
                 Ok(0)
             }
             IOCTL_PIN if me.shared.info.test_interfaces => {

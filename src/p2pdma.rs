@@ -135,28 +135,31 @@ unsafe impl PagemapOwner for Tracker {
 /// The Rust-owned region of a BAR as P2PDMA pages.
 pub(crate) type P2pPagemap = Pagemap<Tracker>;
 
-/// Registers `len` bytes at `offset` in the BAR of `provider` as P2PDMA pages, tracked by a
-/// fresh [`Tracker`]. Call [`verify_pagemap_layout`] first.
+/// Registers `len` bytes at `offset` in the BAR of `provider` as P2PDMA pages in folios of
+/// `1 << order` pages, tracked by a fresh [`Tracker`]. Call [`verify_pagemap_layout`] first.
 pub(crate) fn p2p_pagemap<'a>(
     pdev: &'a pci::Device<device::Bound>,
     provider: &'a Provider<'_>,
     bar: u8,
     offset: u64,
     len: u64,
+    order: u32,
 ) -> Result<impl PinInit<P2pPagemap, Error> + 'a> {
     let start = pdev
         .resource_start(u32::from(bar))?
         .checked_add(offset)
         .ok_or(EINVAL)?;
     let pages = usize::try_from(len / kernel::page::PAGE_SIZE as u64)?;
+    let folio_pages = 1usize.checked_shl(order).ok_or(EINVAL)?;
     let header = P2pdmaPagemapHeader { mem: provider.ptr };
     Ok(Pagemap::new(
         start,
         len,
         // SAFETY: `as_raw(pdev)` is a valid `struct pci_dev`.
         unsafe { p2p_bindings::p2pmem_pci_node(as_raw(pdev)) },
+        order,
         header,
-        Tracker::new(pages)?,
+        Tracker::new(pages / folio_pages, folio_pages)?,
     ))
 }
 

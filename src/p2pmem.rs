@@ -12,7 +12,8 @@
 //! - [`pci_ids`] (kernel-independent) parses the `ids=` parameter, [`pci_dynid`] adds those IDs
 //!   to the driver;
 //! - [`p2pdma`] wraps the kernel's P2PDMA provider of that BAR, its pool, our pagemap's layout;
-//! - [`pgmap`] is the safe `struct dev_pagemap` abstraction;
+//! - [`pgmap`] is the safe `struct dev_pagemap` abstraction, [`fault_map`] maps its compound
+//!   folios at fault time (PMDs);
 //! - [`region`] (kernel-independent) and [`tracker`] allocate pages and gate unbind;
 //! - [`nvme_cmb`] finds and enables the Controller Memory Buffer of an NVMe controller;
 //! - [`pin_flags`] (kernel-independent) and [`gup`] pin user pages, never with
@@ -32,6 +33,7 @@ use unbind_clock::{Mark, Step, UnbindClock};
 
 mod bindings;
 mod cdev;
+mod fault_map;
 mod gup;
 mod nvme_cmb;
 mod p2pdma;
@@ -76,6 +78,10 @@ module! {
         pool_size: i64 {
             default: -1,
             description: "Bytes of the window for the kernel's P2PDMA pool (nvmet, sysfs p2pmem/); -1: 2 MiB or 1/8, 0: none",
+        },
+        huge_pages: bool {
+            default: false,
+            description: "Register the region as 2 MiB folios, mapped with PMDs at fault time; mappings are served in whole folios",
         },
         test_interfaces: bool {
             default: false,
@@ -261,6 +267,11 @@ impl P2pmemDriver {
                 window.bar,
                 split.region_offset,
                 split.region_size,
+                if module_parameters::huge_pages.value() {
+                    fault_map::PMD_ORDER
+                } else {
+                    0
+                },
             )?,
             GFP_KERNEL,
         )
@@ -301,9 +312,10 @@ impl P2pmemDriver {
         );
         dev_info!(
             pdev,
-            "{}: {} MiB of P2PDMA pages; kernel pool {} MiB{}\n",
+            "{}: {} MiB of P2PDMA pages in {} KiB folios; kernel pool {} MiB{}\n",
             cdev_name,
             split.region_size >> 20,
+            (kernel::page::PAGE_SIZE << region.order()) >> 10,
             split.pool >> 20,
             if has_pool { " (published)" } else { "" },
         );

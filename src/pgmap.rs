@@ -4,12 +4,15 @@
 //!
 //! C header: [`include/linux/memremap.h`](srctree/include/linux/memremap.h).
 //!
-//! A [`Pagemap`] is a pinned, owned `struct dev_pagemap` over one physical range. Initialising
-//! it calls `memremap_pages()`, which creates a `struct page` for every pfn; dropping it calls
-//! `memunmap_pages()`, which waits until every reference on the pagemap is gone. Pages idle at
-//! refcount 0 and belong to the owner ([`PagemapOwner`]); [`Pagemap::map_into`] has the owner
-//! allocate pages and hands them out into a mapping, and a page comes back to the owner through
-//! [`PagemapOwner::page_freed`] when its last reference drops (the `folio_free` callback).
+//! A [`Pagemap`] is a pinned, owned `struct dev_pagemap` over one physical range, as folios of
+//! one order: single pages (order 0), or compound folios (`vmemmap_shift`, e.g. 2 MiB ones
+//! that a PMD can map). Initialising it calls `memremap_pages()`, which creates a `struct page`
+//! for every pfn; dropping it calls `memunmap_pages()`, which waits until every reference on the
+//! pagemap is gone. Folios idle at refcount 0 and belong to the owner ([`PagemapOwner`]), which
+//! allocates them by index. [`Pagemap::map_into`] has the owner allocate pages and hands them
+//! out into a mapping; [`Pagemap::alloc_folios`] hands folios out as [`FolioRef`]s. A folio
+//! comes back to the owner through [`PagemapOwner::page_freed`] when its last reference drops
+//! (the `folio_free` callback).
 //!
 //! No other file of the module touches a `struct dev_pagemap`.
 
@@ -53,12 +56,13 @@ pub(crate) unsafe trait PagemapOwner: Send + Sync {
     /// The memory type of the pages.
     const TYPE: MemoryType;
 
-    /// Allocates `n` pages, all or none, calling `take(index)` for each.
+    /// Allocates `n` folios, all or none, calling `take(index)` for each (folio `index` of the
+    /// range: its first page is page `index << order`).
     fn alloc(&self, n: usize, take: &mut dyn FnMut(usize)) -> Result;
 
-    /// Page `index` of the range came back: its refcount dropped to zero (or an allocated page
-    /// was never handed out). Called from any context (IRQ included), exactly once per page
-    /// allocated; must not sleep.
+    /// Folio `index` of the range came back: its refcount dropped to zero (or an allocated
+    /// folio was never handed out). Called from any context (IRQ included), exactly once per
+    /// folio allocated; must not sleep.
     fn page_freed(&self, index: usize);
 }
 
@@ -67,12 +71,14 @@ pub(crate) unsafe trait PagemapOwner: Send + Sync {
 /// # Invariants
 ///
 /// - `raw` is a `struct dev_pagemap` registered with `memremap_pages()` over
-///   `[start, start + pages * PAGE_SIZE)`, unregistered only by `PinnedDrop`; it never moves.
+///   `[start, start + pages * PAGE_SIZE)` as folios of `1 << order` pages
+///   (`vmemmap_shift == order`, `pages` a multiple of that, `first_pfn` aligned to it),
+///   unregistered only by `PinnedDrop`; it never moves.
 /// - `raw.ref` holds one reference per pfn taken by `memremap_pages()` (dropped by
-///   `memunmap_pages()`), plus exactly one per page handed out and not yet freed: taken in
-///   `Pagemap::hand_out`, dropped in [`Self::folio_free`] after the owner took the page back.
-///   So `memunmap_pages()` returns only after every handed-out page came back.
-/// - A page is handed out only at refcount 0 and only while `raw.ref` is live.
+///   `memunmap_pages()`), plus exactly one per folio handed out and not yet freed: taken in
+///   `Pagemap::hand_out`, dropped in [`Self::folio_free`] after the owner took the folio back.
+///   So `memunmap_pages()` returns only after every handed-out folio came back.
+/// - A folio is handed out only at refcount 0 and only while `raw.ref` is live.
 #[repr(C)]
 #[pin_data(PinnedDrop)]
 pub(crate) struct Pagemap<O: PagemapOwner> {
@@ -82,6 +88,7 @@ pub(crate) struct Pagemap<O: PagemapOwner> {
     owner: O,
     first_pfn: usize,
     pages: usize,
+    order: u32,
     #[pin]
     _pin: PhantomPinned,
 }
@@ -103,23 +110,30 @@ impl<O: PagemapOwner> Pagemap<O> {
         folio_split: None,
     };
 
-    /// Registers `[start, start + len)` (page-aligned, `len > 0`) as ZONE_DEVICE pages of
-    /// `O::TYPE` on NUMA node `nid` (-1: any), owned by `owner`.
+    /// Registers `[start, start + len)` as ZONE_DEVICE pages of `O::TYPE` on NUMA node `nid`
+    /// (-1: any), owned by `owner`, in folios of `1 << order` pages: `start` and `len` must be
+    /// multiples of the folio size and `len > 0` (else `-EINVAL`); `order` at most
+    /// [`MAX_ORDER`].
     pub(crate) fn new(
         start: u64,
         len: u64,
         nid: i32,
+        order: u32,
         header: O::Header,
         owner: O,
     ) -> impl PinInit<Self, Error> {
-        let valid = len > 0 && start % PAGE_SIZE == 0 && len % PAGE_SIZE == 0;
+        let folio_size = PAGE_SIZE.checked_shl(order).filter(|_| order <= MAX_ORDER);
+        let valid = folio_size.is_some_and(|size| len > 0 && start % size == 0 && len % size == 0);
         let first_pfn = (start / PAGE_SIZE) as usize;
         let pages = (len / PAGE_SIZE) as usize;
+        // Inside the initialiser, `order` names the field being initialised.
+        let shift = order as usize;
         try_pin_init!(Self {
             header,
             owner,
             first_pfn,
             pages,
+            order,
             _pin: PhantomPinned,
             // Last: `memremap_pages()` may call back into the owner once it returns.
             raw <- Opaque::try_ffi_init(move |raw: *mut bindings::dev_pagemap| {
@@ -137,11 +151,13 @@ impl<O: PagemapOwner> Pagemap<O> {
                 unsafe {
                     (*raw).type_ = O::TYPE.as_raw();
                     (*raw).ops = &Self::OPS;
+                    (*raw).vmemmap_shift = shift;
                 }
                 // SAFETY:
-                // - `raw` is a zeroed `struct dev_pagemap` with `type`, `ops` and one range, as
-                //   `memremap_pages()` requires; the range is page-aligned and not RAM (the
-                //   caller's window of a BAR), which `memremap_pages()` checks again;
+                // - `raw` is a zeroed `struct dev_pagemap` with `type`, `ops`, `vmemmap_shift`
+                //   (at most `MAX_ORDER`, which `memremap_pages()` checks again) and one range,
+                //   as `memremap_pages()` requires; the range is aligned to the folio size and
+                //   not RAM (the caller's window of a BAR), which `memremap_pages()` checks;
                 // - `raw` is pinned inside `Self` and unregistered in `PinnedDrop` before it is
                 //   freed, so the pointer the kernel keeps stays valid;
                 // - `header` and `owner`, which `folio_free` reaches, are initialised already.
@@ -162,22 +178,29 @@ impl<O: PagemapOwner> Pagemap<O> {
         (self.first_pfn, self.pages)
     }
 
-    /// Hands out page `index`: sets its refcount to 1 and takes a pagemap reference.
-    /// `-ENODEV` once teardown started, `-EINVAL` for an index past the end or a page that is
+    /// The order of the folios: each is `1 << order` pages.
+    pub(crate) fn order(&self) -> u32 {
+        self.order
+    }
+
+    /// Hands out folio `index`: sets its refcount to 1 and takes a pagemap reference.
+    /// `-ENODEV` once teardown started, `-EINVAL` for an index past the end or a folio that is
     /// still referenced.
     ///
     /// # Safety
     ///
-    /// The owner allocated page `index` (through [`PagemapOwner::alloc`]) for this call and
+    /// The owner allocated folio `index` (through [`PagemapOwner::alloc`]) for this call and
     /// has not handed it out since, so nothing else can touch its refcount.
     unsafe fn hand_out(&self, index: usize) -> Result<HandedOutPage<'_, O>> {
-        if index >= self.pages {
+        if index >= self.pages >> self.order {
             return Err(EINVAL);
         }
         let raw = self.raw.get();
-        // SAFETY: `first_pfn + index` is a pfn of the registered range (checked above), which
-        // has a `struct page` while `self` exists.
-        let page = unsafe { p2p_bindings::p2pmem_pfn_to_page(self.first_pfn + index) };
+        let head_pfn = self.first_pfn + (index << self.order);
+        // SAFETY: `head_pfn` is a pfn of the registered range (checked above), which has a
+        // `struct page` while `self` exists: the head page of folio `index`, which holds the
+        // folio's refcount.
+        let page = unsafe { p2p_bindings::p2pmem_pfn_to_page(head_pfn) };
         // SAFETY: `page` is a valid `struct page` of this pagemap.
         if unsafe { p2p_bindings::p2pmem_page_count(page) } != 0 {
             return Err(EINVAL);
@@ -190,7 +213,7 @@ impl<O: PagemapOwner> Pagemap<O> {
         // this call (the function's safety requirements), so nothing else touches its refcount;
         // 1 is the reference `HandedOutPage` owns.
         unsafe { p2p_bindings::p2pmem_set_page_count(page, 1) };
-        // INVARIANT: one page reference and one `raw.ref` reference, owned by the result.
+        // INVARIANT: one folio reference and one `raw.ref` reference, owned by the result.
         Ok(HandedOutPage {
             pagemap: self,
             // SAFETY: `pfn_to_page()` of a valid pfn is never NULL.
@@ -198,10 +221,37 @@ impl<O: PagemapOwner> Pagemap<O> {
         })
     }
 
+    /// Allocates `n` folios, all or none, and hands each out to `take` with its index, as a
+    /// [`FolioRef`] holding the folio's only reference. On error, the folios `take` got so far
+    /// are `take`'s: they come back when it drops them. `-ENOMEM` when fewer are free, `-ENODEV`
+    /// once teardown started.
+    pub(crate) fn alloc_folios(&self, n: usize, take: &mut dyn FnMut(usize, FolioRef)) -> Result {
+        let mut result = Ok(());
+        self.owner.alloc(n, &mut |index| {
+            if result.is_err() {
+                self.owner.page_freed(index);
+                return;
+            }
+            // SAFETY: the owner allocated `index` for this callback, just now.
+            match unsafe { self.hand_out(index) } {
+                Ok(page) => take(index, page.into_folio_ref()),
+                Err(err) => {
+                    self.owner.page_freed(index);
+                    result = Err(err);
+                }
+            }
+        })?;
+        result
+    }
+
     /// Fills `vma`, a shared mapping being set up, with freshly allocated pages, one per page
-    /// of its range. On error the pages already mapped come back when the kernel tears the
-    /// half-built mapping down; the rest are given back here.
+    /// of its range (order-0 pagemaps only: `-EINVAL` otherwise). On error the pages already
+    /// mapped come back when the kernel tears the half-built mapping down; the rest are given
+    /// back here.
     pub(crate) fn map_into(&self, vma: &VmaNew) -> Result {
+        if self.order != 0 {
+            return Err(EINVAL);
+        }
         // The pages have a `struct page`: a mixed map that `vm_insert_page()` can fill.
         let mixed = vma.set_mixedmap();
         let page_size = kernel::page::PAGE_SIZE;
@@ -241,7 +291,8 @@ impl<O: PagemapOwner> Pagemap<O> {
             unsafe { &*kernel::container_of!(Opaque::cast_from(pgmap).cast_mut(), Self, raw) };
         // SAFETY: `folio` is valid.
         let pfn = unsafe { p2p_bindings::p2pmem_folio_pfn(folio) };
-        this.owner.page_freed(pfn.wrapping_sub(this.first_pfn));
+        this.owner
+            .page_freed(pfn.wrapping_sub(this.first_pfn) >> this.order);
         // SAFETY: drops the `raw.ref` reference that `hand_out()` took for this page (type
         // invariants); `this` is not used afterwards.
         unsafe { p2p_bindings::p2pmem_percpu_ref_put(&raw mut (*this.raw.get()).ref_) };
@@ -263,20 +314,35 @@ pub(crate) fn vma_pgoff(vma: &VmaNew) -> usize {
     unsafe { (*vma.as_ptr()).vm_pgoff }
 }
 
-/// A page handed out by `Pagemap::hand_out`, not yet given to anyone else.
+/// The most `vmemmap_shift` a [`Pagemap`] takes: 1 GiB folios of 4 KiB pages (the kernel's
+/// `MAX_FOLIO_ORDER` is at least that on x86_64, and `memremap_pages()` checks it again).
+pub(crate) const MAX_ORDER: u32 = 18;
+
+/// A folio handed out by `Pagemap::hand_out`, not yet given to anyone else.
 ///
-/// Dropping it drops its page reference, which returns the page to the owner through
+/// Dropping it drops its folio reference, which returns the folio to the owner through
 /// `folio_free` like any other last reference would.
 ///
 /// # Invariants
 ///
-/// Owns one reference on `page` and one reference on `pagemap`'s `raw.ref`.
+/// Owns one reference on the folio whose head is `page`, and one reference on `pagemap`'s
+/// `raw.ref`.
 pub(crate) struct HandedOutPage<'a, O: PagemapOwner> {
     pagemap: &'a Pagemap<O>,
     page: NonNull<bindings::page>,
 }
 
 impl<O: PagemapOwner> HandedOutPage<'_, O> {
+    /// The folio reference this holds, as a [`FolioRef`] that is not tied to `pagemap`'s
+    /// lifetime: it keeps the pagemap registered instead.
+    fn into_folio_ref(self) -> FolioRef {
+        let this = core::mem::ManuallyDrop::new(self);
+        // INVARIANT: the folio reference moves from `this`, which is not dropped; the `raw.ref`
+        // reference the folio holds is dropped by `folio_free` once the folio's last reference
+        // goes, so `memunmap_pages()` (in the pagemap's drop) waits for this one too.
+        FolioRef { head: this.page }
+    }
+
     /// Maps the page at `address` of `vma` (a shared mapping being set up), handing the page
     /// reference to the mapping: the page comes back when the mapping goes away.
     fn insert_into(self, vma: &VmaMixedMap, address: usize) -> Result {
@@ -295,5 +361,51 @@ impl<O: PagemapOwner> Drop for HandedOutPage<'_, O> {
         // SAFETY: drops the page reference this object owns (type invariants). If it was the
         // last, `folio_free` returns the page to the owner and drops the `raw.ref` reference.
         unsafe { p2p_bindings::p2pmem_put_page(self.page.as_ptr()) };
+    }
+}
+
+/// A reference on a folio of a [`Pagemap`], from [`Pagemap::alloc_folios`] or [`Clone`].
+///
+/// The pagemap outlives it: while the folio has a reference, its `raw.ref` reference is held
+/// (dropped by `folio_free` after the last folio reference), so `memunmap_pages()` in the
+/// pagemap's drop waits for it.
+///
+/// # Invariants
+///
+/// Owns one reference on the folio whose head page is `head`, a folio of a registered
+/// [`Pagemap`] that was handed out.
+pub(crate) struct FolioRef {
+    head: NonNull<bindings::page>,
+}
+
+// SAFETY: a folio reference may be dropped from any thread (and any context: the last one runs
+// `folio_free`, which must not sleep).
+unsafe impl Send for FolioRef {}
+// SAFETY: `&FolioRef` only reads the pointer, fixed for its life.
+unsafe impl Sync for FolioRef {}
+
+impl FolioRef {
+    /// The folio, for a caller that maps it whole (`vmf_insert_folio_pmd()`).
+    pub(crate) fn as_folio_ptr(&self) -> *mut bindings::folio {
+        // SAFETY: `head` is the head page of a live folio (type invariants).
+        unsafe { p2p_bindings::p2pmem_page_folio(self.head.as_ptr()) }
+    }
+}
+
+impl Clone for FolioRef {
+    fn clone(&self) -> Self {
+        // SAFETY: we hold a reference on the folio (type invariants), so taking another cannot
+        // race with its last one going.
+        unsafe { p2p_bindings::p2pmem_get_page(self.head.as_ptr()) };
+        // INVARIANT: owns the reference just taken.
+        Self { head: self.head }
+    }
+}
+
+impl Drop for FolioRef {
+    fn drop(&mut self) {
+        // SAFETY: drops the folio reference this owns (type invariants). If it was the last,
+        // `folio_free` returns the folio to the owner and drops its `raw.ref` reference.
+        unsafe { p2p_bindings::p2pmem_put_page(self.head.as_ptr()) };
     }
 }

@@ -530,3 +530,89 @@ bool p2pmem_waitq_wait(struct wait_queue_head *wq, bool (*done)(const void *ctx)
 {
 	return wait_event_timeout(*wq, done(ctx), msecs_to_jiffies(ms)) > 0;
 }
+
+/* Fault-time mappings of compound P2PDMA folios (src/fault_map.rs). */
+struct vm_area_struct *p2pmem_vmf_vma(struct vm_fault *vmf)
+{
+	return vmf->vma;
+}
+
+unsigned long p2pmem_vmf_address(struct vm_fault *vmf)
+{
+	return vmf->address;
+}
+
+unsigned long p2pmem_vmf_pgoff(struct vm_fault *vmf)
+{
+	return vmf->pgoff;
+}
+
+bool p2pmem_vmf_write(struct vm_fault *vmf)
+{
+	return vmf->flags & FAULT_FLAG_WRITE;
+}
+
+unsigned long p2pmem_vma_start(struct vm_area_struct *vma)
+{
+	return vma->vm_start;
+}
+
+unsigned long p2pmem_vma_end(struct vm_area_struct *vma)
+{
+	return vma->vm_end;
+}
+
+unsigned long p2pmem_vma_pgoff(struct vm_area_struct *vma)
+{
+	return vma->vm_pgoff;
+}
+
+void *p2pmem_vma_private(struct vm_area_struct *vma)
+{
+	return vma->vm_private_data;
+}
+
+void p2pmem_vma_set_fault_ops(struct vm_area_struct *vma,
+			      const struct vm_operations_struct *ops, void *data)
+{
+	vma->vm_ops = ops;
+	vma->vm_private_data = data;
+	vm_flags_set(vma, VM_HUGEPAGE);
+}
+
+void p2pmem_get_page(struct page *page)
+{
+	get_page(page);
+}
+
+struct folio *p2pmem_page_folio(struct page *page)
+{
+	return page_folio(page);
+}
+
+/*
+ * The file_operations of /dev/p2pmemN with get_unmapped_area added: a copy
+ * of the miscdevice's, made at the first open that needs it and never
+ * changed after (the module's own data: nothing to free). Its owner is this
+ * module, like the original's, so the module reference misc_open() took for
+ * the file is dropped by fput() either way.
+ */
+static struct file_operations p2pmem_aligned_fops;
+static bool p2pmem_aligned_fops_ready;
+static DEFINE_MUTEX(p2pmem_aligned_fops_lock);
+
+int p2pmem_file_align_mappings(struct file *file)
+{
+	mutex_lock(&p2pmem_aligned_fops_lock);
+	if (!p2pmem_aligned_fops_ready) {
+		p2pmem_aligned_fops = *file->f_op;
+		p2pmem_aligned_fops.get_unmapped_area = thp_get_unmapped_area;
+		p2pmem_aligned_fops_ready = true;
+	}
+	mutex_unlock(&p2pmem_aligned_fops_lock);
+	/* Only ever one miscdevice file_operations in this module. */
+	if (WARN_ON_ONCE(p2pmem_aligned_fops.open != file->f_op->open))
+		return -EINVAL;
+	file->f_op = &p2pmem_aligned_fops;
+	return 0;
+}

@@ -39,23 +39,31 @@ pub(crate) const MAX_TEST_PAGES: usize = 1 << 26;
 pub(crate) const MAX_TEST_BAD_FREES: usize = 1 << 16;
 
 /// The pages of one region: which are free, and how many are out.
+///
+/// The region is allocated in units of `unit_pages` pages (one folio: a single page, or a
+/// compound folio of 2 MiB); indices are unit indices, every counter is in pages.
 pub(crate) struct Tracker {
     pool: PagePool<KVVec<AtomicU64>>,
+    unit_pages: u64,
     /// [`Tracker::drain`] sleeps here; woken when the last page comes back after the close.
     drained: WaitQueue,
 }
 
 impl Tracker {
-    /// A tracker of `pages` free pages. The bitmap is virtually contiguous: a region of
-    /// 128 GiB needs 4 MiB of it.
-    pub(crate) fn new(pages: usize) -> Result<Self> {
-        let words = words_for(pages);
+    /// A tracker of `units` free units of `unit_pages` pages each. The bitmap is virtually
+    /// contiguous: a region of 128 GiB of 4 KiB units needs 4 MiB of it.
+    pub(crate) fn new(units: usize, unit_pages: usize) -> Result<Self> {
+        let words = words_for(units);
         let mut bits = KVVec::with_capacity(words, GFP_KERNEL)?;
         for _ in 0..words {
             bits.push(AtomicU64::new(0), GFP_KERNEL)?;
         }
+        if unit_pages == 0 {
+            return Err(EINVAL);
+        }
         Ok(Self {
-            pool: PagePool::new(bits, pages).ok_or(EINVAL)?,
+            pool: PagePool::new(bits, units).ok_or(EINVAL)?,
+            unit_pages: unit_pages as u64,
             drained: WaitQueue::new()?,
         })
     }
@@ -69,7 +77,7 @@ impl Tracker {
         if pages == 0 || pages > MAX_TEST_PAGES || bad_frees > MAX_TEST_BAD_FREES {
             return Err(EINVAL);
         }
-        let tracker = Self::new(pages)?;
+        let tracker = Self::new(pages, 1)?;
         let mut taken = None;
         tracker.alloc(1, |index| taken = Some(index))?;
         tracker.page_freed(taken.ok_or(EINVAL)?);
@@ -82,7 +90,7 @@ impl Tracker {
         ))
     }
 
-    /// Allocates `n` pages, all or none, calling `take` for each. `-ENOMEM` when fewer are free,
+    /// Allocates `n` units, all or none, calling `take` for each. `-ENOMEM` when fewer are free,
     /// `-ENODEV` once the device is going away.
     pub(crate) fn alloc(&self, n: usize, take: impl FnMut(usize)) -> Result {
         self.pool.alloc(n, take).map_err(|err| match err {
@@ -91,14 +99,18 @@ impl Tracker {
         })
     }
 
-    /// Page `index` came back (from `folio_free`, or unused from an allocation). Any context.
+    /// Unit `index` came back (from `folio_free`, or unused from an allocation). Any context.
     pub(crate) fn page_freed(&self, index: usize) {
         if let Err(err) = self.pool.free(index) {
             // A refcounting bug: loud, but the page stays accounted as it was. This runs in any
             // context, possibly once per page of a huge region: the first few are logged.
             let reported = BAD_FREES_REPORTED.fetch_add(1, Relaxed);
             if reported < BAD_FREE_REPORTS {
-                pr_warn!("page {} freed but not handed out: {:?}\n", index, err);
+                pr_warn!(
+                    "page {} freed but not handed out: {:?}\n",
+                    (index as u64).saturating_mul(self.unit_pages),
+                    err
+                );
             } else if reported == BAD_FREE_REPORTS {
                 pr_warn!("more pages freed but not handed out; not reporting them\n");
             }
@@ -110,9 +122,22 @@ impl Tracker {
         }
     }
 
-    /// The counters.
+    /// The counters, in pages.
     pub(crate) fn stats(&self) -> PoolStats {
-        self.pool.stats()
+        let units = self.pool.stats();
+        let pages = |n: u64| n.saturating_mul(self.unit_pages);
+        PoolStats {
+            pages: pages(units.pages),
+            free: pages(units.free),
+            outstanding: pages(units.outstanding),
+            handed_out: pages(units.handed_out),
+            freed: pages(units.freed),
+        }
+    }
+
+    /// Pages handed out and not back yet.
+    fn outstanding_pages(&self) -> u64 {
+        self.pool.outstanding().saturating_mul(self.unit_pages)
     }
 
     /// The unbind gate: stops hand-outs, then calls `revoke` and waits until every page handed
@@ -120,12 +145,12 @@ impl Tracker {
     /// pool closed becomes visible to it a moment later) and logging the outstanding count
     /// every few seconds. Returns the milliseconds it waited.
     pub(crate) fn drain(&self, dev: &Device, mut revoke: impl FnMut()) -> u64 {
-        let at_close = self.pool.close();
+        let at_close = self.pool.close().saturating_mul(self.unit_pages);
         let start = Instant::<Monotonic>::now();
         let mut next_log_ms = DRAIN_LOG_EVERY_MS;
         loop {
             revoke();
-            let outstanding = self.pool.outstanding();
+            let outstanding = self.outstanding_pages();
             if outstanding == 0 {
                 break;
             }

@@ -34,6 +34,10 @@
  * @region_offset: offset of the region in the BAR
  * @bus_offset: PCI bus address minus CPU physical address of the BAR
  * @pci_dev: the PCI device, as named in sysfs ("0000:03:00.0"), NUL-terminated
+ * @folio_size: bytes of one folio of the region: the unit mappings are served
+ *	in (page_size, or 2 MiB with huge_pages=1, which PMDs can map). The
+ *	page counters count pages, whatever the folio size. Added in 0.3.0: a
+ *	0.2.0 caller, whose struct ends at @pci_dev, gets the fields it knows.
  */
 struct p2pmem_info {
 	__u64 region_bytes;
@@ -49,6 +53,7 @@ struct p2pmem_info {
 	__u64 region_offset;
 	__u64 bus_offset;
 	char pci_dev[16];
+	__u64 folio_size;
 };
 
 #define P2PMEM_IOCTL_INFO _IOR(P2PMEM_IOCTL_MAGIC, 0x00, struct p2pmem_info)

@@ -29,14 +29,18 @@
 #include "p2pmem_util.h"
 
 #define PAGE 4096UL
-#define NPAGES 16
+/*
+ * The buffer every test pins: 16 pages, or one whole 2 MiB folio, PMD-mapped, in the
+ * huge-page region (huge_pages=1). Used where `variant` is in scope.
+ */
+#define NPAGES (variant->huge ? 512UL : 16UL)
 #define LEN (NPAGES * PAGE)
 
 FIXTURE(gup) {
 	char bdf[BDF_LEN];
 	int fd;		/* /dev/p2pmemN of the device, for the pin ioctl */
 	int buf_fd;	/* what the buffer is mapped from */
-	char *p2p;	/* LEN bytes of P2PDMA pages */
+	char *p2p;	/* LEN bytes of P2PDMA pages, 2 MiB-aligned when huge */
 	int kmsg;
 	long pins[2];	/* /proc/vmstat nr_foll_pin_acquired, _released at setup */
 };
@@ -70,6 +74,7 @@ static int pin_counts(long counts[2])
 FIXTURE_VARIANT(gup) {
 	bool cmb;
 	bool kernel_pool;
+	bool huge;
 };
 
 FIXTURE_VARIANT_ADD(gup, region_ivshmem) {
@@ -88,9 +93,32 @@ FIXTURE_VARIANT_ADD(gup, kernel_pool_cmb) {
 	.cmb = true, .kernel_pool = true,
 };
 
+/* Every rule again on a PMD-mapped compound folio (huge_pages=1). */
+FIXTURE_VARIANT_ADD(gup, huge_region_ivshmem) {
+	.cmb = false, .kernel_pool = false, .huge = true,
+};
+
+/* FilePmdMapped of /proc/meminfo, in kB: what the kernel counts PMD-mapped; -1 if absent. */
+static long file_pmd_mapped_kb(void)
+{
+	char line[256];
+	long val = -1;
+	FILE *f;
+
+	f = fopen("/proc/meminfo", "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "FilePmdMapped: %ld kB", &val) == 1)
+			break;
+	fclose(f);
+	return val;
+}
+
 FIXTURE_SETUP(gup)
 {
 	char path[PATH_MAX];
+	long pmd0;
 
 	self->fd = -1;
 	self->buf_fd = -1;
@@ -98,7 +126,7 @@ FIXTURE_SETUP(gup)
 	ASSERT_EQ(0, module_unload());
 	if (find_provider(variant->cmb, self->bdf))
 		SKIP(return, "no %s in the test bed", variant->cmb ? "CMB NVMe" : "ivshmem");
-	ASSERT_EQ(0, module_load(""));
+	ASSERT_EQ(0, module_load(variant->huge ? "huge_pages=1" : ""));
 	if (variant->cmb)
 		ASSERT_EQ(0, pci_bind_override(self->bdf, P2PMEM_DRIVER));
 	self->fd = open_p2pmem(self->bdf, NULL, 0);
@@ -112,7 +140,11 @@ FIXTURE_SETUP(gup)
 	}
 	self->p2p = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_SHARED, self->buf_fd, 0);
 	ASSERT_NE(MAP_FAILED, self->p2p);
+	pmd0 = file_pmd_mapped_kb();
 	memset(self->p2p, 0x5a, LEN);
+	/* The huge variant's buffer is one PMD, as the kernel counts it. */
+	if (variant->huge)
+		ASSERT_EQ((long)(LEN >> 10), file_pmd_mapped_kb() - pmd0);
 	/* A WARN_ON_ONCE that fired before (an earlier variant) must be able to fire again. */
 	if (!access("/sys/kernel/debug/clear_warn_once", W_OK))
 		ASSERT_EQ(0, sysfs_write("/sys/kernel/debug/clear_warn_once", "1"));

@@ -30,7 +30,7 @@ cd "$(dirname "$0")"
 TOP=$(cd ../../../.. && pwd)
 export P2PMEM_KO=${P2PMEM_KO:-$TOP/p2pmem.ko}
 CONSUMER_KO=${P2PMEM_CONSUMER_KO:-$PWD/consumer/p2pmem_consumer.ko}
-TESTS=${P2PMEM_TESTS:-bind_test probe_fault_test region_test gup_test nvmet_test.sh consumer_test.sh tool_test.sh stress_test}
+TESTS=${P2PMEM_TESTS:-bind_test probe_fault_test region_test gup_test huge_test nvmet_test.sh consumer_test.sh tool_test.sh stress_test}
 
 # Seconds each program may take under TCG with KASAN, lockdep and kmemleak: about three times
 # what it took in a clean run (in seconds, 2026-12-02, a whole run of 1870 s from boot: bind_test
@@ -43,6 +43,7 @@ declare -A timeout_s=(
 	[probe_fault_test]=450
 	[region_test]=640
 	[gup_test]=540
+	[huge_test]=300
 	[nvmet_test.sh]=300
 	[consumer_test.sh]=540
 	[tool_test.sh]=960

@@ -1,0 +1,489 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Huge mappings (huge_pages=1): the region as 2 MiB folios, each mapped at
+ * fault time by one PMD.
+ *
+ * What says a mapping is PMD-mapped is the kernel's own accounting, not the
+ * driver's word: a PMD mapping of a file folio adds 2 MiB to FilePmdMapped in
+ * /proc/meminfo (rmap, NR_FILE_PMDMAPPED), and maps its 2 MiB without a PTE
+ * table, so VmPTE in /proc/self/status grows by less than one table per
+ * folio, where a PTE-mapped 2 MiB needs a 4 KiB table of its own. The same
+ * counters read 0 for a mapping of a 4 KiB region (the control test).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <linux/p2pmem.h>
+
+#include "kselftest_harness.h"
+#include "p2pmem_util.h"
+
+#define PAGE 4096UL
+#define MIB (1024UL * 1024)
+#define FOLIO (2 * MIB)
+#define FOLIO_PAGES (FOLIO / PAGE)
+
+/* P2PMEM_IOCTL_INFO of 0.2.0, whose struct ended at pci_dev. */
+#define P2PMEM_IOCTL_INFO_V1 _IOC(_IOC_READ, P2PMEM_IOCTL_MAGIC, 0x00, \
+				  offsetof(struct p2pmem_info, folio_size))
+
+FIXTURE(huge) {
+	char bdf[BDF_LEN];
+	char nvme_dev[64];
+	int fd;
+	struct p2pmem_info info;
+};
+
+FIXTURE_SETUP(huge)
+{
+	self->fd = -1;
+	ASSERT_EQ(0, module_unload());
+	if (find_provider(false, self->bdf))
+		SKIP(return, "no ivshmem in the test bed");
+	if (find_namespace(DATA_NVME_SERIAL, self->nvme_dev, sizeof(self->nvme_dev)))
+		self->nvme_dev[0] = 0;
+	ASSERT_EQ(0, module_load("huge_pages=1"));
+	self->fd = open_p2pmem(self->bdf, NULL, 0);
+	ASSERT_LE(0, self->fd);
+	ASSERT_EQ(0, p2pmem_info(self->fd, &self->info));
+}
+
+FIXTURE_TEARDOWN(huge)
+{
+	struct p2pmem_info info;
+
+	/* Every test gives every folio back. */
+	if (self->fd >= 0 && !p2pmem_info(self->fd, &info)) {
+		EXPECT_EQ(0, info.outstanding_pages);
+		EXPECT_EQ(info.pages, info.free_pages);
+		EXPECT_EQ(info.handed_out_pages, info.freed_pages);
+	}
+	if (self->fd >= 0)
+		close(self->fd);
+	EXPECT_EQ(0, module_unload());
+}
+
+/* A "Name:   N kB" line of @path, in kB; -1 when absent. */
+static long kb_field(const char *path, const char *name)
+{
+	char line[256];
+	size_t n = strlen(name);
+	long val = -1;
+	FILE *f;
+
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, name, n) && line[n] == ':') {
+			val = strtol(line + n + 1, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return val;
+}
+
+static long file_pmd_mapped_kb(void)
+{
+	return kb_field("/proc/meminfo", "FilePmdMapped");
+}
+
+static long vm_pte_kb(void)
+{
+	return kb_field("/proc/self/status", "VmPTE");
+}
+
+static void *map(int fd, size_t len)
+{
+	return mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+}
+
+static void fill(void *buf, size_t len, __u32 seed)
+{
+	__u32 *p = buf;
+	size_t i;
+
+	for (i = 0; i < len / 4; i++)
+		p[i] = seed + (__u32)i * 2654435761u;
+}
+
+static bool check(const void *buf, size_t len, __u32 seed)
+{
+	const __u32 *p = buf;
+	size_t i;
+
+	for (i = 0; i < len / 4; i++)
+		if (p[i] != seed + (__u32)i * 2654435761u)
+			return false;
+	return true;
+}
+
+/* Whether bytes [@off, @off + @len) of a buffer filled with fill(buf, ..., @seed) are intact. */
+static bool check_at(const char *buf, size_t off, size_t len, __u32 seed)
+{
+	const __u32 *p = (const __u32 *)buf;
+	size_t i;
+
+	for (i = off / 4; i < (off + len) / 4; i++)
+		if (p[i] != seed + (__u32)i * 2654435761u)
+			return false;
+	return true;
+}
+
+/* Touches one byte of every page of @buf (a write: a read would do as well). */
+static void touch(char *buf, size_t len)
+{
+	size_t off;
+
+	for (off = 0; off < len; off += PAGE)
+		buf[off] = 1;
+}
+
+/* Whether touching @addr kills a child process with SIGBUS. */
+static bool access_raises_sigbus(char *addr)
+{
+	int status;
+	pid_t pid;
+
+	pid = fork();
+	if (pid == 0) {
+		__atomic_load_n(addr, __ATOMIC_RELAXED);
+		_exit(0);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) != pid)
+		return false;
+	return WIFSIGNALED(status) && WTERMSIG(status) == SIGBUS;
+}
+
+/* The region is 2 MiB folios; the counters still count pages; a 0.2.0 caller is served. */
+TEST_F_TIMEOUT(huge, info_says_folios_of_2mib, DRIVER_TEST_TIMEOUT_S)
+{
+	struct p2pmem_info old;
+
+	EXPECT_EQ(FOLIO, self->info.folio_size);
+	EXPECT_EQ(PAGE, self->info.page_size);
+	EXPECT_EQ(self->info.region_bytes / PAGE, self->info.pages);
+	EXPECT_EQ(0, self->info.pages % FOLIO_PAGES);
+
+	memset(&old, 0xff, sizeof(old));
+	ASSERT_EQ(0, ioctl(self->fd, P2PMEM_IOCTL_INFO_V1, &old));
+	EXPECT_EQ(self->info.pages, old.pages);
+	EXPECT_STREQ(self->info.pci_dev, old.pci_dev);
+	/* Nothing past the 0.2.0 struct is written. */
+	EXPECT_EQ(~0ULL, old.folio_size);
+}
+
+/*
+ * A mapping of whole folios is placed on a 2 MiB boundary and PMD-mapped end to end: the
+ * kernel counts every byte of it in FilePmdMapped, and no PTE table is made for it.
+ */
+TEST_F_TIMEOUT(huge, aligned_mapping_is_pmd_mapped_end_to_end, DRIVER_TEST_TIMEOUT_S)
+{
+	size_t len = 8 * MIB;
+	struct p2pmem_info info;
+	long pmd0, pte0;
+	char *buf;
+
+	buf = map(self->fd, len);
+	ASSERT_NE(MAP_FAILED, buf);
+	EXPECT_EQ(0, (uintptr_t)buf % FOLIO);
+	ASSERT_EQ(0, p2pmem_info(self->fd, &info));
+	EXPECT_EQ(len / PAGE, info.outstanding_pages);
+
+	pmd0 = file_pmd_mapped_kb();
+	pte0 = vm_pte_kb();
+	ASSERT_LE(0, pmd0);
+	touch(buf, len);
+	EXPECT_EQ((long)(len >> 10), file_pmd_mapped_kb() - pmd0);
+	/* Page tables grew by less than one PTE table per folio (a PMD table, at most). */
+	EXPECT_GT((long)(4 * (len / FOLIO)), vm_pte_kb() - pte0);
+
+	fill(buf, len, 3);
+	EXPECT_TRUE(check(buf, len, 3));
+	ASSERT_EQ(0, munmap(buf, len));
+	EXPECT_EQ(0, file_pmd_mapped_kb() - pmd0);
+	ASSERT_EQ(0, p2pmem_info(self->fd, &info));
+	EXPECT_EQ(0, info.outstanding_pages);
+}
+
+/* The mapping rules of 4 KiB regions hold: MAP_PRIVATE and an offset are EINVAL. */
+TEST_F_TIMEOUT(huge, private_and_offset_mappings_are_einval, DRIVER_TEST_TIMEOUT_S)
+{
+	EXPECT_EQ(MAP_FAILED, mmap(NULL, FOLIO, PROT_READ, MAP_PRIVATE, self->fd, 0));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(MAP_FAILED, mmap(NULL, FOLIO, PROT_READ, MAP_SHARED, self->fd, FOLIO));
+	EXPECT_EQ(EINVAL, errno);
+}
+
+/*
+ * Only whole folios on 2 MiB boundaries: a length that is not a multiple of 2 MiB, or a
+ * caller-chosen address off a boundary, is EINVAL, and nothing is taken.
+ */
+TEST_F_TIMEOUT(huge, mappings_of_part_of_a_folio_are_einval, DRIVER_TEST_TIMEOUT_S)
+{
+	struct p2pmem_info info;
+	char *hole, *at;
+
+	EXPECT_EQ(MAP_FAILED, map(self->fd, PAGE));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(MAP_FAILED, map(self->fd, FOLIO + PAGE));
+	EXPECT_EQ(EINVAL, errno);
+	hole = mmap(NULL, 3 * FOLIO, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, hole);
+	at = (char *)(((uintptr_t)hole + FOLIO - 1) / FOLIO * FOLIO + PAGE);
+	EXPECT_EQ(MAP_FAILED, mmap(at, FOLIO, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+				   self->fd, 0));
+	EXPECT_EQ(EINVAL, errno);
+	ASSERT_EQ(0, munmap(hole, 3 * FOLIO));
+	ASSERT_EQ(0, p2pmem_info(self->fd, &info));
+	EXPECT_EQ(0, info.handed_out_pages - self->info.handed_out_pages);
+}
+
+/* The region serves as many 2 MiB mappings as it has folios, then ENOMEM; nothing is lost. */
+TEST_F_TIMEOUT(huge, region_runs_out_of_folios_with_enomem, DRIVER_TEST_TIMEOUT_S)
+{
+	size_t folios = self->info.pages / FOLIO_PAGES, i;
+	struct p2pmem_info info;
+	char **bufs;
+
+	bufs = calloc(folios, sizeof(*bufs));
+	ASSERT_NE(NULL, bufs);
+	for (i = 0; i < folios; i++) {
+		bufs[i] = map(self->fd, FOLIO);
+		ASSERT_NE(MAP_FAILED, bufs[i]);
+	}
+	EXPECT_EQ(MAP_FAILED, map(self->fd, FOLIO));
+	EXPECT_EQ(ENOMEM, errno);
+	ASSERT_EQ(0, p2pmem_info(self->fd, &info));
+	EXPECT_EQ(0, info.free_pages);
+	for (i = 0; i < folios; i++)
+		ASSERT_EQ(0, munmap(bufs[i], FOLIO));
+	free(bufs);
+}
+
+/*
+ * Unmapping a whole folio out of the middle splits the mapping on a 2 MiB boundary: the rest
+ * keeps its bytes and stays PMD-mapped; the folios come back once the last piece goes. A
+ * split inside a folio is EINVAL.
+ */
+TEST_F_TIMEOUT(huge, partial_munmap_on_a_folio_boundary_only, DRIVER_TEST_TIMEOUT_S)
+{
+	size_t len = 6 * MIB;
+	struct p2pmem_info info;
+	long pmd0;
+	char *buf;
+
+	buf = map(self->fd, len);
+	ASSERT_NE(MAP_FAILED, buf);
+	fill(buf, len, 7);
+	EXPECT_EQ(-1, munmap(buf + MIB, PAGE));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(-1, mprotect(buf + MIB, FOLIO, PROT_READ));
+	EXPECT_EQ(EINVAL, errno);
+	pmd0 = file_pmd_mapped_kb();
+	ASSERT_EQ(0, munmap(buf + FOLIO, FOLIO));
+	EXPECT_EQ(-(long)(FOLIO >> 10), file_pmd_mapped_kb() - pmd0);
+	EXPECT_TRUE(check_at(buf, 0, FOLIO, 7));
+	EXPECT_TRUE(check_at(buf, 2 * FOLIO, FOLIO, 7));
+	ASSERT_EQ(0, p2pmem_info(self->fd, &info));
+	EXPECT_EQ(len / PAGE, info.outstanding_pages);
+	ASSERT_EQ(0, munmap(buf, FOLIO));
+	ASSERT_EQ(0, munmap(buf + 2 * FOLIO, FOLIO));
+	ASSERT_EQ(0, p2pmem_info(self->fd, &info));
+	EXPECT_EQ(0, info.outstanding_pages);
+}
+
+/* The control: the same mapping of a 4 KiB region is PTE-mapped; FilePmdMapped does not move. */
+TEST_F_TIMEOUT(huge, a_4k_region_is_not_pmd_mapped, DRIVER_TEST_TIMEOUT_S)
+{
+	size_t len = 8 * MIB;
+	struct p2pmem_info info;
+	long pmd0, pte0;
+	char *buf;
+	int fd;
+
+	close(self->fd);
+	self->fd = -1;
+	ASSERT_EQ(0, module_unload());
+	ASSERT_EQ(0, module_load(""));
+	fd = open_p2pmem(self->bdf, NULL, 0);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, p2pmem_info(fd, &info));
+	EXPECT_EQ(PAGE, info.folio_size);
+	buf = map(fd, len);
+	ASSERT_NE(MAP_FAILED, buf);
+	pmd0 = file_pmd_mapped_kb();
+	pte0 = vm_pte_kb();
+	touch(buf, len);
+	EXPECT_EQ(0, file_pmd_mapped_kb() - pmd0);
+	/* Mapped at mmap() time: the tables were made then. */
+	EXPECT_EQ(0, vm_pte_kb() - pte0);
+	ASSERT_EQ(0, munmap(buf, len));
+	pte0 = vm_pte_kb();
+	buf = map(fd, len);
+	ASSERT_NE(MAP_FAILED, buf);
+	/* At least one 4 KiB PTE table per 2 MiB. */
+	EXPECT_LE((long)(4 * (len / FOLIO)), vm_pte_kb() - pte0);
+	ASSERT_EQ(0, munmap(buf, len));
+	self->fd = fd;
+}
+
+/* MADV_DONTNEED drops the page table entries only: the next access maps the same bytes. */
+TEST_F_TIMEOUT(huge, madvise_dontneed_refaults_the_same_bytes, DRIVER_TEST_TIMEOUT_S)
+{
+	size_t len = 4 * MIB;
+	long pmd0;
+	char *buf;
+
+	buf = map(self->fd, len);
+	ASSERT_NE(MAP_FAILED, buf);
+	fill(buf, len, 8);
+	pmd0 = file_pmd_mapped_kb();
+	ASSERT_EQ(0, madvise(buf, len, MADV_DONTNEED));
+	EXPECT_EQ(-(long)(len >> 10), file_pmd_mapped_kb() - pmd0);
+	EXPECT_TRUE(check(buf, len, 8));
+	EXPECT_EQ(0, file_pmd_mapped_kb() - pmd0);
+	/* Part of one PMD: the mm splits it, which drops it whole; it faults back as a PMD. */
+	ASSERT_EQ(0, madvise(buf + MIB, PAGE, MADV_DONTNEED));
+	EXPECT_EQ(-(long)(FOLIO >> 10), file_pmd_mapped_kb() - pmd0);
+	EXPECT_TRUE(check(buf, len, 8));
+	EXPECT_EQ(0, file_pmd_mapped_kb() - pmd0);
+	ASSERT_EQ(0, munmap(buf, len));
+}
+
+/* A child of fork() shares the folios both ways; they come back when both unmapped. */
+TEST_F_TIMEOUT(huge, fork_shares_the_folios, DRIVER_TEST_TIMEOUT_S)
+{
+	size_t len = 4 * MIB;
+	struct p2pmem_info info;
+	int status;
+	char *buf;
+	pid_t pid;
+
+	buf = map(self->fd, len);
+	ASSERT_NE(MAP_FAILED, buf);
+	fill(buf, len, 9);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(check(buf, len, 9) ? (fill(buf, len, 10), 0) : 1);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	EXPECT_TRUE(check(buf, len, 10));
+	ASSERT_EQ(0, p2pmem_info(self->fd, &info));
+	EXPECT_EQ(len / PAGE, info.outstanding_pages);
+	ASSERT_EQ(0, munmap(buf, len));
+}
+
+/* mremap() moves a huge mapping to another 2 MiB boundary; it stays PMD-mapped there. */
+TEST_F_TIMEOUT(huge, mremap_moves_a_huge_mapping, DRIVER_TEST_TIMEOUT_S)
+{
+	size_t len = 4 * MIB;
+	char *buf, *hole, *target, *moved, *other, *off_boundary;
+	long pmd0;
+
+	buf = map(self->fd, len);
+	ASSERT_NE(MAP_FAILED, buf);
+	fill(buf, len, 11);
+	hole = mmap(NULL, len + FOLIO, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, hole);
+	target = (char *)(((uintptr_t)hole + FOLIO - 1) / FOLIO * FOLIO);
+	moved = mremap(buf, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, target);
+	ASSERT_EQ(target, moved);
+	/* The PMDs moved along; dropped, they fault back in as PMDs. */
+	pmd0 = file_pmd_mapped_kb();
+	ASSERT_EQ(0, madvise(moved, len, MADV_DONTNEED));
+	EXPECT_EQ(-(long)(len >> 10), file_pmd_mapped_kb() - pmd0);
+	EXPECT_TRUE(check(moved, len, 11));
+	EXPECT_EQ(0, file_pmd_mapped_kb() - pmd0);
+	/* Growing is refused, as for every mapping of ours. */
+	EXPECT_EQ(MAP_FAILED, mremap(moved, len, 2 * len, 0));
+	/* A move off a 2 MiB boundary is refused, and the mapping stays where it was, intact. */
+	other = mmap(NULL, len + 2 * FOLIO, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, other);
+	off_boundary = (char *)(((uintptr_t)other + FOLIO - 1) / FOLIO * FOLIO + PAGE);
+	EXPECT_EQ(MAP_FAILED, mremap(moved, len, len, MREMAP_MAYMOVE | MREMAP_FIXED,
+				     off_boundary));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_TRUE(check(moved, len, 11));
+	ASSERT_EQ(0, munmap(other, len + 2 * FOLIO));
+	ASSERT_EQ(0, munmap(hole, len + FOLIO));
+}
+
+/* O_DIRECT between the NVMe and a PMD-mapped buffer: the NVMe DMAs, the bytes match. */
+TEST_F_TIMEOUT(huge, o_direct_into_a_pmd_mapped_buffer_moves_the_bytes, 300)
+{
+	size_t len = 4 * MIB;
+	long pmd0;
+	void *host;
+	char *p2p;
+	int fd;
+
+	if (!self->nvme_dev[0])
+		SKIP(return, "no NVMe namespace with serial " DATA_NVME_SERIAL);
+	ASSERT_EQ(0, posix_memalign(&host, PAGE, len));
+	p2p = map(self->fd, len);
+	ASSERT_NE(MAP_FAILED, p2p);
+	pmd0 = file_pmd_mapped_kb();
+	memset(p2p, 0, len);
+	ASSERT_EQ((long)(len >> 10), file_pmd_mapped_kb() - pmd0);
+
+	fd = open(self->nvme_dev, O_RDWR | O_DIRECT | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	fill(host, len, 12);
+	ASSERT_EQ((ssize_t)len, pwrite(fd, host, len, 0));
+	ASSERT_EQ((ssize_t)len, pread(fd, p2p, len, 0));
+	EXPECT_TRUE(check(p2p, len, 12));
+	fill(p2p, len, 13);
+	ASSERT_EQ((ssize_t)len, pwrite(fd, p2p, len, 8 * MIB));
+	memset(host, 0, len);
+	ASSERT_EQ((ssize_t)len, pread(fd, host, len, 8 * MIB));
+	EXPECT_TRUE(check(host, len, 13));
+	/* Still PMD-mapped: the I/O did not split anything. */
+	EXPECT_EQ((long)(len >> 10), file_pmd_mapped_kb() - pmd0);
+	close(fd);
+	ASSERT_EQ(0, munmap(p2p, len));
+	free(host);
+}
+
+/* Unbind zaps the PMDs and takes the folios back: the mapping raises SIGBUS after. */
+TEST_F_TIMEOUT(huge, unbind_zaps_pmds_and_takes_the_folios_back, DRIVER_TEST_TIMEOUT_S)
+{
+	size_t len = 4 * MIB;
+	struct p2pmem_info info;
+	long pmd0;
+	char *buf;
+
+	buf = map(self->fd, len);
+	ASSERT_NE(MAP_FAILED, buf);
+	pmd0 = file_pmd_mapped_kb();
+	touch(buf, len);
+	EXPECT_EQ((long)(len >> 10), file_pmd_mapped_kb() - pmd0);
+	ASSERT_EQ(0, pci_driver_file(P2PMEM_DRIVER, "unbind", self->bdf));
+	EXPECT_EQ(0, file_pmd_mapped_kb() - pmd0);
+	EXPECT_TRUE(access_raises_sigbus(buf));
+	EXPECT_TRUE(access_raises_sigbus(buf + len - PAGE));
+	ASSERT_EQ(0, munmap(buf, len));
+	/* The counters are gone with the region; a rebind starts with every folio free. */
+	EXPECT_EQ(-ENODEV, p2pmem_info(self->fd, &info));
+	close(self->fd);
+	self->fd = -1;
+	ASSERT_EQ(0, pci_driver_file(P2PMEM_DRIVER, "bind", self->bdf));
+	self->fd = open_p2pmem(self->bdf, NULL, 0);
+	ASSERT_LE(0, self->fd);
+	ASSERT_EQ(0, p2pmem_info(self->fd, &info));
+	EXPECT_EQ(info.pages, info.free_pages);
+	EXPECT_EQ(FOLIO, info.folio_size);
+}
+
+TEST_HARNESS_MAIN
