@@ -12,7 +12,8 @@
 #   pcie.0 - pcie-root-port - x3130-upstream (a PCIe switch)
 #              +- xio3130-downstream - nvme serial=p2pmem-cmb   (64 MiB CMB, no namespace)
 #              +- xio3130-downstream - nvme serial=p2pmem-data  (data image, the DMA initiator)
-#              +- xio3130-downstream - ivshmem-plain            (64 MiB RAM backend)
+#              +- xio3130-downstream - ivshmem-plain            (64 MiB RAM backend;
+#                                                                 P2PMEM_IVSHMEM_MB sets it)
 #              +- xio3130-downstream - nvme serial=p2pmem-slow  (64 MiB image throttled to
 #                                                                 1 MiB/s: I/O stays in flight)
 #
@@ -56,7 +57,7 @@ qemu_opts=(
 	-device nvme,serial=p2pmem-cmb,cmb_size_mb=64,bus=p2p_dn0
 	-drive if=none,id=p2p_data,file=$data_img,format=raw,cache=none
 	-device nvme,serial=p2pmem-data,drive=p2p_data,bus=p2p_dn1
-	-object memory-backend-ram,id=p2p_ivmem,size=64M,share=on
+	-object memory-backend-ram,id=p2p_ivmem,size=${P2PMEM_IVSHMEM_MB:-64}M,share=on
 	-device ivshmem-plain,memdev=p2p_ivmem,bus=p2p_dn2
 	-device xio3130-downstream,id=p2p_dn3,bus=p2p_up,chassis=14,slot=0
 	-drive if=none,id=p2p_slow,file=$slow_img,format=raw,cache=none,throttling.bps-total=1048576
