@@ -132,7 +132,6 @@ bool p2pmem_waitq_wait(struct wait_queue_head *wq, bool (*done)(const void *ctx)
  */
 struct vm_area_struct *p2pmem_vmf_vma(struct vm_fault *vmf);
 unsigned long p2pmem_vmf_address(struct vm_fault *vmf);
-unsigned long p2pmem_vmf_pgoff(struct vm_fault *vmf);
 bool p2pmem_vmf_write(struct vm_fault *vmf);
 unsigned long p2pmem_vma_start(struct vm_area_struct *vma);
 unsigned long p2pmem_vma_end(struct vm_area_struct *vma);

@@ -542,11 +542,6 @@ unsigned long p2pmem_vmf_address(struct vm_fault *vmf)
 	return vmf->address;
 }
 
-unsigned long p2pmem_vmf_pgoff(struct vm_fault *vmf)
-{
-	return vmf->pgoff;
-}
-
 bool p2pmem_vmf_write(struct vm_fault *vmf)
 {
 	return vmf->flags & FAULT_FLAG_WRITE;
