@@ -108,26 +108,6 @@ static void *map(int fd, size_t len)
 	return mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 }
 
-static void fill(void *buf, size_t len, __u32 seed)
-{
-	__u32 *p = buf;
-	size_t i;
-
-	for (i = 0; i < len / 4; i++)
-		p[i] = seed + (__u32)i * 2654435761u;
-}
-
-static bool check(const void *buf, size_t len, __u32 seed)
-{
-	const __u32 *p = buf;
-	size_t i;
-
-	for (i = 0; i < len / 4; i++)
-		if (p[i] != seed + (__u32)i * 2654435761u)
-			return false;
-	return true;
-}
-
 /* Whether bytes [@off, @off + @len) of a buffer filled with fill(buf, ..., @seed) are intact. */
 static bool check_at(const char *buf, size_t off, size_t len, __u32 seed)
 {
@@ -147,22 +127,6 @@ static void touch(char *buf, size_t len)
 
 	for (off = 0; off < len; off += PAGE)
 		buf[off] = 1;
-}
-
-/* Whether touching @addr kills a child process with SIGBUS. */
-static bool access_raises_sigbus(char *addr)
-{
-	int status;
-	pid_t pid;
-
-	pid = fork();
-	if (pid == 0) {
-		__atomic_load_n(addr, __ATOMIC_RELAXED);
-		_exit(0);
-	}
-	if (pid < 0 || waitpid(pid, &status, 0) != pid)
-		return false;
-	return WIFSIGNALED(status) && WTERMSIG(status) == SIGBUS;
 }
 
 /* The region is 2 MiB folios; the counters still count pages; a 0.2.0 caller is served. */

@@ -8,10 +8,12 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -481,4 +483,76 @@ static bool match_severe(const char *rec, void *arg)
 int kmsg_count_severe(int fd, const char *needle)
 {
 	return kmsg_scan(fd, match_severe, (void *)needle);
+}
+
+void fill(void *buf, size_t len, __u32 seed)
+{
+	__u32 *p = buf;
+	size_t i;
+
+	for (i = 0; i < len / 4; i++)
+		p[i] = seed + (__u32)i * 2654435761u;
+}
+
+bool check(const void *buf, size_t len, __u32 seed)
+{
+	const __u32 *p = buf;
+	size_t i;
+
+	for (i = 0; i < len / 4; i++)
+		if (p[i] != seed + (__u32)i * 2654435761u)
+			return false;
+	return true;
+}
+
+bool access_raises_sigbus(char *addr)
+{
+	int status;
+	pid_t pid;
+
+	pid = fork();
+	if (pid == 0) {
+		__atomic_load_n(addr, __ATOMIC_RELAXED);
+		_exit(0);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) != pid)
+		return false;
+	return WIFSIGNALED(status) && WTERMSIG(status) == SIGBUS;
+}
+
+int pte_present(const void *addr)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	__u64 entry;
+	ssize_t n;
+	int fd;
+
+	fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = pread(fd, &entry, sizeof(entry), (uintptr_t)addr / page * sizeof(entry));
+	close(fd);
+	if (n != sizeof(entry))
+		return -1;
+	return entry >> 63;
+}
+
+bool bar_holds(const char *bdf, unsigned int bar, off_t offset, size_t len, __u32 seed)
+{
+	char path[PATH_MAX];
+	bool same;
+	void *mem;
+	int fd;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/resource%u", bdf, bar);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	mem = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, offset);
+	close(fd);
+	if (mem == MAP_FAILED)
+		return false;
+	same = check(mem, len, seed);
+	munmap(mem, len);
+	return same;
 }

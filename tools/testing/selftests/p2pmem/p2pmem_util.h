@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Helpers shared by the p2pmem selftests: sysfs, PCI binding, module
- * loading and the kernel log. Every helper returns 0 or -errno, never exits.
+ * loading, the kernel log, and buffers with known bytes. Every helper returns
+ * 0 or -errno (a predicate: a bool), never exits.
  *
  * Those that bind, unbind, load or unload run the call in a child and wait for
  * it at most 60 s ($P2PMEM_UNBIND_TIMEOUT): a call that blocks longer (an
@@ -13,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include <linux/ioctl.h>
 #include <linux/types.h>
@@ -116,5 +118,16 @@ bool kmsg_grep(int fd, const char *const *needles, char *line, size_t len);
 int kmsg_count(int fd, const char *needle);
 /* How many of them are more severe than info (KERN_NOTICE or worse) and hold @needle. */
 int kmsg_count_severe(int fd, const char *needle);
+
+/* Fills @buf with a pattern of @seed that check() recognises (32-bit words). */
+void fill(void *buf, size_t len, __u32 seed);
+/* Whether @buf holds fill()'s pattern for @seed. */
+bool check(const void *buf, size_t len, __u32 seed);
+/* Whether touching @addr kills a child process with SIGBUS. */
+bool access_raises_sigbus(char *addr);
+/* Whether an entry maps @addr in this process (/proc/self/pagemap bit 63): 1, 0 or -1. */
+int pte_present(const void *addr);
+/* Whether @len bytes at @offset of BAR @bar of @bdf hold fill()'s pattern for @seed. */
+bool bar_holds(const char *bdf, unsigned int bar, off_t offset, size_t len, __u32 seed);
 
 #endif /* _P2PMEM_UTIL_H */
