@@ -19,10 +19,13 @@
 //! user drops them: `munmap` (whole or partial), `madvise(MADV_DONTNEED)` (the range then
 //! raises `SIGBUS` on access), process exit, or the end of an I/O that had pinned them.
 //!
-//! A region of 2 MiB folios (`huge_pages=1`) gives each mapping whole folios and maps them at
-//! fault time, with PMDs where the mapping is aligned ([`fault_map`]); mappings of 2 MiB and
-//! more are placed on a 2 MiB boundary. Its folios come back when the last piece of the mapping
-//! is unmapped, in every process that shares it, and its last I/O ends.
+//! A region of 2 MiB folios (`huge_pages=1`) gives a mapping that starts and ends on a 2 MiB
+//! boundary whole folios, and maps each with a PMD at its first access ([`fault_map`]);
+//! mappings of 2 MiB and more are placed on a 2 MiB boundary. Its folios come back when the
+//! last piece of the mapping is unmapped, in every process that shares it, and its last I/O
+//! ends. Any other mapping gets 4 KiB pages from the region's small part (its last
+//! `small_pages_size` bytes, a pagemap of its own), mapped as in a region of 4 KiB pages;
+//! `-EINVAL` without one.
 
 use crate::{
     bindings as p2p_bindings,
@@ -31,6 +34,7 @@ use crate::{
     p2pdma::{P2pPagemap, PoolCounters},
     pgmap::vma_pgoff,
     pin_flags::AnyPinFlags,
+    region::PoolStats,
     tracker::Tracker,
 };
 use core::ptr::NonNull;
@@ -145,10 +149,17 @@ pub(crate) struct StaticInfo {
     pub(crate) test_interfaces: bool,
 }
 
-impl StaticInfo {
-    /// The bytes of a folio of the region.
-    fn folio_size(&self, pagemap: &P2pPagemap) -> u64 {
-        (kernel::page::PAGE_SIZE as u64) << pagemap.order()
+/// The pagemaps of a region: the main one (4 KiB pages, or compound folios), and the small
+/// part of 4 KiB pages beside folios, if any.
+#[derive(Clone, Copy)]
+struct Pagemaps<'a> {
+    main: &'a P2pPagemap,
+    small: Option<&'a P2pPagemap>,
+}
+
+impl<'a> Pagemaps<'a> {
+    fn iter(self) -> impl Iterator<Item = &'a P2pPagemap> {
+        Iterator::chain(core::iter::once(self.main), self.small)
     }
 }
 
@@ -214,19 +225,20 @@ impl Drop for AnonInode {
 ///
 /// # Invariants
 ///
-/// While `pagemap` is `Some`, it points to the pagemap owned by the [`Region`] this belongs to,
-/// and `pool` (when `Some`) was made from the kernel pool of the same binding; the `Region`
-/// sets both to `None` (under the lock) before it drops the pagemap, and the binding ends after
-/// that.
+/// While `pagemap` is `Some`, it points to the main pagemap owned by the [`Region`] this
+/// belongs to, and `small` (when `Some`) to its small part; `pool` (when `Some`) was made from
+/// the kernel pool of the same binding. The `Region` sets all three to `None` (under the lock)
+/// before it drops the pagemaps, and the binding ends after that.
 struct Inner {
     pagemap: Option<NonNull<P2pPagemap>>,
+    small: Option<NonNull<P2pPagemap>>,
     pool: Option<PoolCounters>,
     /// New mappings and pins are served (false from the start of unbind).
     accepting: bool,
 }
 
-// SAFETY: `pagemap` points to a `Sync` object, and `PoolCounters` is a handle to internally
-// synchronised kernel state; both are only used under `Shared::inner`'s lock.
+// SAFETY: `pagemap` and `small` point to `Sync` objects, and `PoolCounters` is a handle to
+// internally synchronised kernel state; all are only used under `Shared::inner`'s lock.
 unsafe impl Send for Inner {}
 
 /// The state a device shares with its open files.
@@ -253,17 +265,14 @@ impl Shared {
         }
     }
 
-    /// Runs `f` on the pagemap while the device is accepting new users, or fails with
-    /// `-ENODEV`. The lock is held throughout, so the pagemap cannot go away under `f`.
-    fn with_accepting_pagemap<R>(&self, f: impl FnOnce(&P2pPagemap) -> Result<R>) -> Result<R> {
+    /// Runs `f` on the pagemaps while the device is accepting new users, or fails with
+    /// `-ENODEV`. The lock is held throughout, so the pagemaps cannot go away under `f`.
+    fn with_accepting_pagemaps<R>(&self, f: impl FnOnce(Pagemaps<'_>) -> Result<R>) -> Result<R> {
         let inner = self.inner.lock();
         if !inner.accepting {
             return Err(ENODEV);
         }
-        let pagemap = inner.pagemap.ok_or(ENODEV)?;
-        // SAFETY: `pagemap` is `Some`, so it points to the live pagemap of our `Region` (type
-        // invariants of `Inner`), which cannot be dropped while we hold the lock.
-        f(unsafe { pagemap.as_ref() })
+        f(inner.pagemaps()?)
     }
 
     /// `P2PMEM_IOCTL_PIN`: pins the range through [`PinnedPages`], counts, unpins.
@@ -281,14 +290,19 @@ impl Shared {
         let flags = AnyPinFlags::from_uapi(pin.flags).map_err(|_| EINVAL)?;
         let addr = usize::try_from(pin.addr).map_err(|_| EINVAL)?;
         // Refused once unbind started, like `mmap`.
-        self.with_accepting_pagemap(|_| Ok(()))?;
+        self.with_accepting_pagemaps(|_| Ok(()))?;
         // Not under our lock: GUP may fault, under the mmap lock, which `mmap` takes first.
         let pinned = PinnedPages::pin(addr, pages as usize, flags)?;
         pin.pinned = pinned.len() as u64;
         pin.p2pdma = pinned.count_p2pdma() as u64;
-        pin.ours = self.with_accepting_pagemap(|pagemap| {
-            let (first, count) = pagemap.pfns();
-            Ok(pinned.count_in(first, count) as u64)
+        pin.ours = self.with_accepting_pagemaps(|pagemaps| {
+            Ok(pagemaps
+                .iter()
+                .map(|pagemap| {
+                    let (first, count) = pagemap.pfns();
+                    pinned.count_in(first, count) as u64
+                })
+                .sum())
         })?;
         Ok(())
     }
@@ -297,9 +311,11 @@ impl Shared {
     /// readable while unbind waits for pages to come back.
     pub(crate) fn counters(&self) -> Result<p2p_bindings::p2pmem_counters> {
         let inner = self.inner.lock();
-        let pagemap = inner.pagemap.ok_or(ENODEV)?;
-        // SAFETY: as in `with_accepting_pagemap`: `Some`, under the lock.
-        let stats = unsafe { pagemap.as_ref() }.owner().stats();
+        let stats: PoolStats = inner
+            .pagemaps()?
+            .iter()
+            .map(|pagemap| pagemap.owner().stats())
+            .sum();
         let (pool_bytes, pool_free_bytes) = match &inner.pool {
             // SAFETY: `pool` is `Some` only while the binding that made it exists (type
             // invariants of `Inner`), and we hold the lock.
@@ -323,7 +339,11 @@ impl Shared {
     /// `P2PMEM_IOCTL_INFO`: the counters and the fixed facts.
     fn info(&self) -> Result<p2p_bindings::p2pmem_info> {
         let counters = self.counters()?;
-        let folio_size = self.with_pagemap(|pagemap| Ok(self.info.folio_size(pagemap)))?;
+        let (folio_size, folio_bytes) = self.with_pagemaps(|pagemaps| {
+            let page_size = kernel::page::PAGE_SIZE as u64;
+            let main = pagemaps.main;
+            Ok((page_size << main.order(), main.pfns().1 as u64 * page_size))
+        })?;
         Ok(p2p_bindings::p2pmem_info {
             region_bytes: counters.region_bytes,
             page_size: kernel::page::PAGE_SIZE as u64,
@@ -339,16 +359,31 @@ impl Shared {
             bus_offset: self.info.bus_offset,
             pci_dev: self.info.pci_dev.map(|b| b as ffi::c_char),
             folio_size,
+            folio_bytes,
         })
     }
 
-    /// Runs `f` on the pagemap while it exists (also while unbind waits), or fails with
+    /// Runs `f` on the pagemaps while they exist (also while unbind waits), or fails with
     /// `-ENODEV`.
-    fn with_pagemap<R>(&self, f: impl FnOnce(&P2pPagemap) -> Result<R>) -> Result<R> {
-        let inner = self.inner.lock();
-        let pagemap = inner.pagemap.ok_or(ENODEV)?;
-        // SAFETY: as in `with_accepting_pagemap`: `Some`, under the lock.
-        f(unsafe { pagemap.as_ref() })
+    fn with_pagemaps<R>(&self, f: impl FnOnce(Pagemaps<'_>) -> Result<R>) -> Result<R> {
+        f(self.inner.lock().pagemaps()?)
+    }
+}
+
+impl Inner {
+    /// The pagemaps, borrowed for as long as the lock guarding `self` is held; `-ENODEV` once
+    /// the region is gone.
+    fn pagemaps(&self) -> Result<Pagemaps<'_>> {
+        let main = self.pagemap.ok_or(ENODEV)?;
+        // SAFETY: `pagemap` is `Some`, so it and `small` (when `Some`) point to live pagemaps
+        // of our `Region` (type invariants), which cannot be dropped while the lock guarding
+        // `self` is held; the borrow of `self` lasts no longer than that.
+        Ok(unsafe {
+            Pagemaps {
+                main: main.as_ref(),
+                small: self.small.map(|small| small.as_ref()),
+            }
+        })
     }
 }
 
@@ -359,23 +394,31 @@ impl Shared {
 ///
 /// # Invariants
 ///
-/// `shared.inner.pagemap` points to `*pagemap` until `Drop` clears it.
+/// `shared.inner.pagemap` points to `*pagemap`, and `shared.inner.small` to `*small`, until
+/// `Drop` clears them.
 pub(crate) struct Region<'bound> {
     dev: &'bound Device,
     shared: Arc<Shared>,
     pagemap: Pin<KBox<P2pPagemap>>,
+    small: Option<Pin<KBox<P2pPagemap>>>,
 }
 
 impl<'bound> Region<'bound> {
-    /// The region of `pagemap`, not yet reachable by anyone; `pool` counts the device's kernel
-    /// pool alongside.
+    /// The region of `pagemap` and its small part `small` (4 KiB pages beside a `pagemap` of
+    /// compound folios), not yet reachable by anyone; `pool` counts the device's kernel pool
+    /// alongside.
     pub(crate) fn new(
         dev: &'bound Device,
         pagemap: Pin<KBox<P2pPagemap>>,
+        small: Option<Pin<KBox<P2pPagemap>>>,
         pool: Option<PoolCounters>,
         info: StaticInfo,
     ) -> Result<Self> {
+        if small.as_ref().is_some_and(|small| small.order() != 0) {
+            return Err(EINVAL);
+        }
         let pagemap_ptr = NonNull::from(&*pagemap);
+        let small_ptr = small.as_deref().map(NonNull::from);
         let holds = match pagemap.order() {
             0 => None,
             order => Some(FolioHolds::new(pagemap.pfns().1 >> order)?),
@@ -385,6 +428,7 @@ impl<'bound> Region<'bound> {
                 inner <- new_mutex!(Inner {
                     // INVARIANT: points to the pagemap the `Region` owns from now on.
                     pagemap: Some(pagemap_ptr),
+                    small: small_ptr,
                     pool,
                     accepting: true,
                 }),
@@ -398,6 +442,7 @@ impl<'bound> Region<'bound> {
             dev,
             shared,
             pagemap,
+            small,
         })
     }
 
@@ -413,7 +458,17 @@ impl<'bound> Region<'bound> {
 
     /// Pages of the region out now.
     pub(crate) fn outstanding(&self) -> u64 {
-        self.pagemap.owner().stats().outstanding
+        self.pagemaps()
+            .iter()
+            .map(|pagemap| pagemap.owner().stats().outstanding)
+            .sum()
+    }
+
+    fn pagemaps(&self) -> Pagemaps<'_> {
+        Pagemaps {
+            main: &self.pagemap,
+            small: self.small.as_deref(),
+        }
     }
 
     /// Revokes the region: no further `mmap` or pin reaches the pages, every user mapping is
@@ -421,7 +476,10 @@ impl<'bound> Region<'bound> {
     /// waits. Returns the milliseconds it waited. Idempotent.
     pub(crate) fn revoke(&self) -> u64 {
         self.shared.inner.lock().accepting = false;
-        self.pagemap.owner().drain(self.dev, || self.shared.zap())
+        self.pagemaps()
+            .iter()
+            .map(|pagemap| pagemap.owner().drain(self.dev, || self.shared.zap()))
+            .sum()
     }
 }
 
@@ -430,8 +488,9 @@ impl Drop for Region<'_> {
         self.revoke();
         let mut inner = self.shared.inner.lock();
         inner.pagemap = None;
+        inner.small = None;
         inner.pool = None;
-        // Then `pagemap` is dropped: `memunmap_pages()` finds no page out.
+        // Then the pagemaps are dropped: `memunmap_pages()` finds no page out.
     }
 }
 
@@ -527,9 +586,13 @@ impl MiscDevice for P2pmemFile {
         vma.set_dontexpand();
         vma.set_dontdump();
         me.shared
-            .with_accepting_pagemap(|pagemap| match &me.shared.holds {
-                Some(holds) => fault_map::map_folios(vma, pagemap, holds),
-                None => pagemap.map_into(vma),
+            .with_accepting_pagemaps(|pagemaps| match (&me.shared.holds, pagemaps.small) {
+                (Some(holds), _) if fault_map::fits_folios(vma) => {
+                    fault_map::map_folios(vma, pagemaps.main, holds)
+                }
+                (Some(_), Some(small)) => small.map_into(vma),
+                (Some(_), None) => Err(EINVAL),
+                (None, _) => pagemaps.main.map_into(vma),
             })
     }
 

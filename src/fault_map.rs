@@ -167,6 +167,11 @@ fn pmd_aligned(value: usize) -> bool {
     value & (PMD_BYTES - 1) == 0
 }
 
+/// Whether [`map_folios`] can serve `vma`: it starts and ends on a 2 MiB boundary.
+pub(crate) fn fits_folios(vma: &VmaNew) -> bool {
+    pmd_aligned(vma.start()) && pmd_aligned(vma.end())
+}
+
 /// Gives `vma`, a shared mapping being set up, fresh folios of `pagemap` (a pagemap of PMD-order
 /// folios) for its whole length, kept in `holds`, and the fault handlers that map them.
 /// Nothing is mapped until the first access. `-EINVAL` for a mapping that does not start and
@@ -178,7 +183,7 @@ pub(crate) fn map_folios<O: PagemapOwner>(
     holds: &Arc<FolioHolds>,
 ) -> Result {
     let order = pagemap.order();
-    if order != PMD_ORDER || !pmd_aligned(vma.start()) || !pmd_aligned(vma.end()) {
+    if order != PMD_ORDER || !fits_folios(vma) {
         return Err(EINVAL);
     }
     let pages = (vma.end() - vma.start()) >> PAGE_SHIFT;

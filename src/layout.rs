@@ -99,6 +99,13 @@ pub enum LayoutError {
         /// The window's size.
         size: u64,
     },
+    /// The 4 KiB part of a region of folios leaves it no folio.
+    SmallPagesTooLarge {
+        /// The requested part.
+        small: u64,
+        /// The region's size.
+        region: u64,
+    },
     /// The window does not fit in the BAR.
     OutOfBar {
         /// The BAR.
@@ -157,6 +164,11 @@ impl fmt::Display for LayoutError {
             Self::PoolTooLarge { pool, size } => write!(
                 f,
                 "pool_size={pool:#x} leaves less than {} MiB of the {size:#x} byte window",
+                ALIGN >> 20
+            ),
+            Self::SmallPagesTooLarge { small, region } => write!(
+                f,
+                "small_pages_size={small:#x} leaves no {} MiB folio of the {region:#x} byte region",
                 ALIGN >> 20
             ),
             Self::OutOfBar {
@@ -218,6 +230,32 @@ impl Window {
             region_offset: self.offset + pool,
             region_size: self.size - pool,
         })
+    }
+}
+
+impl Split {
+    /// Bytes at the end of a region of 2 MiB folios (`huge_pages=1`) kept as 4 KiB pages, for
+    /// the mappings folios cannot serve. `small_pages_size` is the `small_pages_size`
+    /// parameter: negative for the default (2 MiB or 1/8 of the region, whichever is larger,
+    /// when that leaves at least one folio; else none), 0 for none, else the size (a multiple
+    /// of [`ALIGN`] that leaves at least one folio).
+    pub fn small_pages(&self, small_pages_size: i64) -> Result<u64, LayoutError> {
+        let region = self.region_size;
+        match u64::try_from(small_pages_size) {
+            Err(_) => {
+                let eighth = region / 8 - (region / 8) % ALIGN;
+                let small = eighth.max(ALIGN);
+                Ok(if region - small >= ALIGN { small } else { 0 })
+            }
+            Ok(small) if small % ALIGN != 0 => Err(LayoutError::Unaligned {
+                what: "small_pages_size",
+                value: small,
+            }),
+            Ok(small) if small > region || region - small < ALIGN => {
+                Err(LayoutError::SmallPagesTooLarge { small, region })
+            }
+            Ok(small) => Ok(small),
+        }
     }
 }
 

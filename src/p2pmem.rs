@@ -81,7 +81,11 @@ module! {
         },
         huge_pages: bool {
             default: false,
-            description: "Register the region as 2 MiB folios, mapped with PMDs at fault time; mappings are served in whole folios",
+            description: "Register the region as 2 MiB folios, mapped with PMDs at fault time, for mappings on 2 MiB boundaries; others get 4 KiB pages (small_pages_size)",
+        },
+        small_pages_size: i64 {
+            default: -1,
+            description: "With huge_pages: bytes at the end of the region kept as 4 KiB pages, for mappings folios cannot serve; -1: 2 MiB or 1/8, 0: none",
         },
         test_interfaces: bool {
             default: false,
@@ -99,18 +103,25 @@ fn requested_window() -> Result<layout::Request, layout::LayoutError> {
     )
 }
 
-/// The window and its split on a device with these BARs, inside `cmb` for an NVMe controller.
+/// The window and its split on a device with these BARs, inside `cmb` for an NVMe controller,
+/// and the bytes at the end of the region kept as 4 KiB pages (`small_pages_size`; 0 when the
+/// whole region is 4 KiB pages).
 fn layout_for(
     bars: &[layout::BarInfo; layout::NUM_BARS],
     cmb: Option<Result<layout::Window, layout::LayoutError>>,
-) -> Result<(layout::Window, layout::Split), layout::LayoutError> {
+) -> Result<(layout::Window, layout::Split, u64), layout::LayoutError> {
     let request = requested_window()?;
     let window = match cmb {
         Some(cmb) => request.choose_in_cmb(&cmb?)?,
         None => request.choose(bars)?,
     };
     let split = window.split(module_parameters::pool_size.value())?;
-    Ok((window, split))
+    let small = if module_parameters::huge_pages.value() {
+        split.small_pages(module_parameters::small_pages_size.value())?
+    } else {
+        0
+    };
+    Ok((window, split, small))
 }
 
 impl kernel::fmt::Display for layout::LayoutError {
@@ -122,6 +133,18 @@ impl kernel::fmt::Display for layout::LayoutError {
 impl kernel::fmt::Display for pci_ids::IdsError<'_> {
     fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
         core::fmt::Display::fmt(self, f)
+    }
+}
+
+/// The 4 KiB part of a region of folios, for the bind's log line: nothing when there is none.
+struct SmallPart(u64);
+
+impl kernel::fmt::Display for SmallPart {
+    fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
+        match self.0 {
+            0 => Ok(()),
+            bytes => write!(f, ", {} MiB in 4 KiB pages", bytes >> 20),
+        }
     }
 }
 
@@ -236,7 +259,7 @@ impl P2pmemDriver {
         } else {
             (None, None)
         };
-        let (window, split) = layout_for(&bars, cmb_window)
+        let (window, split, small) = layout_for(&bars, cmb_window)
             .inspect_err(|err| dev_err!(pdev, "cannot donate memory: {}\n", err))
             .map_err(|err| layout_errno(&err))?;
         let bar = bars[usize::from(window.bar)];
@@ -260,22 +283,42 @@ impl P2pmemDriver {
         // The last devres of the binding: released first.
         Mark::register(pdev.as_ref(), &clock, Step::DevresBegin)?;
         p2pdma::verify_pagemap_layout(pdev, &provider, pool.as_ref())?;
+        let order = if module_parameters::huge_pages.value() {
+            fault_map::PMD_ORDER
+        } else {
+            0
+        };
+        let folio_bytes = split.region_size - small;
         let pagemap = KBox::pin_init(
             p2pdma::p2p_pagemap(
                 pdev,
                 &provider,
                 window.bar,
                 split.region_offset,
-                split.region_size,
-                if module_parameters::huge_pages.value() {
-                    fault_map::PMD_ORDER
-                } else {
-                    0
-                },
+                folio_bytes,
+                order,
             )?,
             GFP_KERNEL,
         )
         .inspect_err(|err| dev_err!(pdev, "memremap_pages: {:?}\n", err))?;
+        let small_pagemap = if small > 0 {
+            Some(
+                KBox::pin_init(
+                    p2pdma::p2p_pagemap(
+                        pdev,
+                        &provider,
+                        window.bar,
+                        split.region_offset + folio_bytes,
+                        small,
+                        0,
+                    )?,
+                    GFP_KERNEL,
+                )
+                .inspect_err(|err| dev_err!(pdev, "memremap_pages (4 KiB part): {:?}\n", err))?,
+            )
+        } else {
+            None
+        };
         let info = cdev::StaticInfo {
             bar: window.bar,
             region_offset: split.region_offset,
@@ -287,6 +330,7 @@ impl P2pmemDriver {
         let region = cdev::Region::new(
             pdev.as_ref(),
             pagemap,
+            small_pagemap,
             pool.as_ref().map(|pool| pool.counter_handle()),
             info,
         )?;
@@ -312,10 +356,11 @@ impl P2pmemDriver {
         );
         dev_info!(
             pdev,
-            "{}: {} MiB of P2PDMA pages in {} KiB folios; kernel pool {} MiB{}\n",
+            "{}: {} MiB of P2PDMA pages in {} KiB folios{}; kernel pool {} MiB{}\n",
             cdev_name,
-            split.region_size >> 20,
+            folio_bytes >> 20,
             (kernel::page::PAGE_SIZE << region.order()) >> 10,
+            SmallPart(small),
             split.pool >> 20,
             if has_pool { " (published)" } else { "" },
         );

@@ -43,6 +43,27 @@ pub struct PoolStats {
     pub freed: u64,
 }
 
+/// The counters of two pools as those of one (a region's parts), each sum saturating.
+impl core::ops::Add for PoolStats {
+    type Output = Self;
+
+    fn add(self, other: Self) -> Self {
+        Self {
+            pages: self.pages.saturating_add(other.pages),
+            free: self.free.saturating_add(other.free),
+            outstanding: self.outstanding.saturating_add(other.outstanding),
+            handed_out: self.handed_out.saturating_add(other.handed_out),
+            freed: self.freed.saturating_add(other.freed),
+        }
+    }
+}
+
+impl core::iter::Sum for PoolStats {
+    fn sum<I: Iterator<Item = Self>>(iter: I) -> Self {
+        iter.fold(Self::default(), |sum, stats| sum + stats)
+    }
+}
+
 /// A pool of `pages` pages tracked by a bitmap in `S` (one bit per page, set when handed out).
 pub struct PagePool<S: Deref<Target = [AtomicU64]>> {
     bits: S,

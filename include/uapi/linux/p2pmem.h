@@ -36,8 +36,14 @@
  * @pci_dev: the PCI device, as named in sysfs ("0000:03:00.0"), NUL-terminated
  * @folio_size: bytes of one folio of the region: the unit mappings are served
  *	in (page_size, or 2 MiB with huge_pages=1, which PMDs can map). The
- *	page counters count pages, whatever the folio size. Added in 0.3.0: a
- *	0.2.0 caller, whose struct ends at @pci_dev, gets the fields it knows.
+ *	page counters count pages, whatever the folio size.
+ * @folio_bytes: bytes of the region in folios of @folio_size, at its start;
+ *	the rest, up to @region_bytes, is the small part of 4 KiB pages
+ *	(small_pages_size) that serves the mappings folios cannot: a length or
+ *	start off a @folio_size boundary. The page counters cover both parts.
+ *
+ * @folio_size and @folio_bytes were added in 0.3.0: a 0.2.0 caller, whose
+ * struct ends at @pci_dev, gets the fields it knows.
  */
 struct p2pmem_info {
 	__u64 region_bytes;
@@ -54,6 +60,7 @@ struct p2pmem_info {
 	__u64 bus_offset;
 	char pci_dev[16];
 	__u64 folio_size;
+	__u64 folio_bytes;
 };
 
 #define P2PMEM_IOCTL_INFO _IOR(P2PMEM_IOCTL_MAGIC, 0x00, struct p2pmem_info)

@@ -2,7 +2,7 @@
 
 //! Which window of which BAR p2pmem donates, for every kind of parameter and device.
 
-use p2pmem_host_tests::layout::{BarInfo, LayoutError, Request, Window, ALIGN, NUM_BARS};
+use p2pmem_host_tests::layout::{BarInfo, LayoutError, Request, Split, Window, ALIGN, NUM_BARS};
 use proptest::prelude::*;
 
 mod common;
@@ -357,6 +357,68 @@ fn a_split_always_tiles_the_window() {
         Ok(())
     });
     assert!(split.get() > 0, "no window split in {cases} cases");
+}
+
+/// The split of a window of `size_mib` without a pool: a region of all of it.
+fn region(size_mib: u64) -> Split {
+    window(size_mib).split(0).unwrap()
+}
+
+#[test]
+fn the_default_small_part_is_an_eighth_or_2mib() {
+    assert_eq!(region(64).small_pages(-1), Ok(8 * MIB));
+    assert_eq!(region(56).small_pages(-1), Ok(6 * MIB), "7 MiB rounds down to 6");
+    assert_eq!(region(8).small_pages(-1), Ok(2 * MIB));
+    assert_eq!(region(1024).small_pages(-1), Ok(128 * MIB));
+}
+
+#[test]
+fn the_default_small_part_always_leaves_a_folio() {
+    assert_eq!(region(2).small_pages(-1), Ok(0));
+    assert_eq!(region(4).small_pages(-1), Ok(2 * MIB));
+}
+
+#[test]
+fn an_explicit_small_part_is_honoured_or_refused() {
+    assert_eq!(region(64).small_pages(0), Ok(0));
+    assert_eq!(region(64).small_pages(62 << 20), Ok(62 * MIB));
+    assert_eq!(
+        region(64).small_pages(64 << 20),
+        Err(LayoutError::SmallPagesTooLarge {
+            small: 64 * MIB,
+            region: 64 * MIB
+        })
+    );
+    assert_eq!(
+        region(64).small_pages(1 << 40),
+        Err(LayoutError::SmallPagesTooLarge {
+            small: 1 << 40,
+            region: 64 * MIB
+        })
+    );
+    assert_eq!(
+        region(64).small_pages(4096),
+        Err(LayoutError::Unaligned {
+            what: "small_pages_size",
+            value: 4096
+        })
+    );
+}
+
+/// The small part is aligned and always leaves at least one folio before it.
+#[test]
+fn the_small_part_always_leaves_a_folio() {
+    let carved = Counter::default();
+    let cases = run((1u64..200, -1i64..400), |(size_units, small)| {
+        let s = region(size_units * 2);
+        if let Ok(small) = s.small_pages(small * (ALIGN as i64)) {
+            carved.hit();
+            prop_assert_eq!(small % ALIGN, 0);
+            prop_assert!(small + ALIGN <= s.region_size);
+        }
+        Ok(())
+    });
+    assert!(carved.get() > 0, "no small part carved in {cases} cases");
 }
 
 use p2pmem_host_tests::layout::CmbRegs;

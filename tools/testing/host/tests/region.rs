@@ -311,3 +311,42 @@ fn matches_the_model() {
         "no allocation had a run to find in {cases} cases"
     );
 }
+
+/// A region's parts count as one: every counter is the sum of the parts', saturating.
+#[test]
+fn the_counters_of_two_parts_add_up() {
+    let a = PoolStats {
+        pages: 512,
+        free: 0,
+        outstanding: 512,
+        handed_out: 1024,
+        freed: 512,
+    };
+    let b = PoolStats {
+        pages: 16,
+        free: 15,
+        outstanding: 1,
+        handed_out: 3,
+        freed: 2,
+    };
+    let sum: PoolStats = [a, b].into_iter().sum();
+    assert_eq!(
+        sum,
+        PoolStats {
+            pages: 528,
+            free: 15,
+            outstanding: 513,
+            handed_out: 1027,
+            freed: 514,
+        }
+    );
+    assert_eq!([a].into_iter().sum::<PoolStats>(), a);
+    assert_eq!(
+        (PoolStats {
+            handed_out: u64::MAX,
+            ..a
+        } + b)
+            .handed_out,
+        u64::MAX
+    );
+}

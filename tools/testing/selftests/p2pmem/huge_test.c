@@ -9,6 +9,10 @@
  * table, so VmPTE in /proc/self/status grows by less than one table per
  * folio, where a PTE-mapped 2 MiB needs a 4 KiB table of its own. The same
  * counters read 0 for a mapping of a 4 KiB region (the control test).
+ *
+ * Mappings folios cannot serve (a length or start off a 2 MiB boundary) get
+ * 4 KiB pages from the small part at the end of the region: the tests find
+ * their bytes there, through the BAR.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -129,6 +133,16 @@ static void touch(char *buf, size_t len)
 		buf[off] = 1;
 }
 
+/* The default small_pages_size of a region of @region bytes. */
+static __u64 small_default(__u64 region)
+{
+	__u64 eighth = region / 8 / FOLIO * FOLIO;
+
+	if (eighth < FOLIO)
+		eighth = FOLIO;
+	return region - eighth >= FOLIO ? eighth : 0;
+}
+
 /* The region is 2 MiB folios; the counters still count pages; a 0.2.0 caller is served. */
 TEST_F_TIMEOUT(huge, info_says_folios_of_2mib, DRIVER_TEST_TIMEOUT_S)
 {
@@ -138,6 +152,11 @@ TEST_F_TIMEOUT(huge, info_says_folios_of_2mib, DRIVER_TEST_TIMEOUT_S)
 	EXPECT_EQ(PAGE, self->info.page_size);
 	EXPECT_EQ(self->info.region_bytes / PAGE, self->info.pages);
 	EXPECT_EQ(0, self->info.pages % FOLIO_PAGES);
+	/* The default small part: 1/8 of the region rounded down to 2 MiB, at least 2 MiB. */
+	EXPECT_LT(0, self->info.folio_bytes);
+	EXPECT_EQ(0, self->info.folio_bytes % FOLIO);
+	EXPECT_EQ(small_default(self->info.region_bytes),
+		  self->info.region_bytes - self->info.folio_bytes);
 
 	memset(&old, 0xff, sizeof(old));
 	ASSERT_EQ(0, ioctl(self->fd, P2PMEM_IOCTL_INFO_V1, &old));
@@ -145,6 +164,7 @@ TEST_F_TIMEOUT(huge, info_says_folios_of_2mib, DRIVER_TEST_TIMEOUT_S)
 	EXPECT_STREQ(self->info.pci_dev, old.pci_dev);
 	/* Nothing past the 0.2.0 struct is written. */
 	EXPECT_EQ(~0ULL, old.folio_size);
+	EXPECT_EQ(~0ULL, old.folio_bytes);
 }
 
 /*
@@ -190,35 +210,126 @@ TEST_F_TIMEOUT(huge, private_and_offset_mappings_are_einval, DRIVER_TEST_TIMEOUT
 }
 
 /*
- * Only whole folios on 2 MiB boundaries: a length that is not a multiple of 2 MiB, or a
- * caller-chosen address off a boundary, is EINVAL, and nothing is taken.
+ * A mapping folios cannot serve gets 4 KiB pages of the small part, mapped at mmap() time and
+ * never by a PMD: a length that is not a multiple of 2 MiB, or a caller-chosen address off a
+ * boundary. Its bytes are in the small part, in order, where the BAR shows them.
  */
-TEST_F_TIMEOUT(huge, mappings_of_part_of_a_folio_are_einval, DRIVER_TEST_TIMEOUT_S)
+TEST_F_TIMEOUT(huge, mappings_folios_cannot_serve_get_small_pages, DRIVER_TEST_TIMEOUT_S)
+{
+	off_t small = self->info.region_offset + self->info.folio_bytes;
+	char *page, *odd, *hole, *at, *fixed;
+	struct p2pmem_info info;
+	long pmd0;
+
+	pmd0 = file_pmd_mapped_kb();
+	page = map(self->fd, PAGE);
+	ASSERT_NE(MAP_FAILED, page);
+	EXPECT_EQ(1, pte_present(page));
+	odd = map(self->fd, FOLIO + PAGE);
+	ASSERT_NE(MAP_FAILED, odd);
+	hole = mmap(NULL, 3 * FOLIO, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, hole);
+	at = (char *)(((uintptr_t)hole + FOLIO - 1) / FOLIO * FOLIO + PAGE);
+	fixed = mmap(at, FOLIO, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, self->fd, 0);
+	ASSERT_EQ(at, fixed);
+	ASSERT_EQ(0, p2pmem_info(self->fd, &info));
+	EXPECT_EQ(1 + FOLIO_PAGES + 1 + FOLIO_PAGES, info.outstanding_pages);
+
+	fill(page, PAGE, 21);
+	fill(odd, FOLIO + PAGE, 22);
+	fill(fixed, FOLIO, 23);
+	EXPECT_TRUE(bar_holds(self->bdf, self->info.bar, small, PAGE, 21));
+	EXPECT_TRUE(bar_holds(self->bdf, self->info.bar, small + PAGE, FOLIO + PAGE, 22));
+	EXPECT_TRUE(bar_holds(self->bdf, self->info.bar, small + FOLIO + 2 * PAGE, FOLIO, 23));
+	EXPECT_EQ(0, file_pmd_mapped_kb() - pmd0);
+
+	ASSERT_EQ(0, munmap(page, PAGE));
+	ASSERT_EQ(0, munmap(odd, FOLIO + PAGE));
+	ASSERT_EQ(0, munmap(hole, 3 * FOLIO));
+	ASSERT_EQ(0, p2pmem_info(self->fd, &info));
+	EXPECT_EQ(0, info.outstanding_pages);
+}
+
+/*
+ * Without a small part (small_pages_size=0) the region is all folios, and a mapping they
+ * cannot serve is EINVAL, with nothing taken.
+ */
+TEST_F_TIMEOUT(huge, without_a_small_part_only_folios_are_served, DRIVER_TEST_TIMEOUT_S)
 {
 	struct p2pmem_info info;
 	char *hole, *at;
+	int fd;
 
-	EXPECT_EQ(MAP_FAILED, map(self->fd, PAGE));
+	close(self->fd);
+	self->fd = -1;
+	ASSERT_EQ(0, module_unload());
+	ASSERT_EQ(0, module_load("huge_pages=1 small_pages_size=0"));
+	fd = open_p2pmem(self->bdf, NULL, 0);
+	ASSERT_LE(0, fd);
+	self->fd = fd;
+	ASSERT_EQ(0, p2pmem_info(fd, &info));
+	EXPECT_EQ(info.region_bytes, info.folio_bytes);
+
+	EXPECT_EQ(MAP_FAILED, map(fd, PAGE));
 	EXPECT_EQ(EINVAL, errno);
-	EXPECT_EQ(MAP_FAILED, map(self->fd, FOLIO + PAGE));
+	EXPECT_EQ(MAP_FAILED, map(fd, FOLIO + PAGE));
 	EXPECT_EQ(EINVAL, errno);
 	hole = mmap(NULL, 3 * FOLIO, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, hole);
 	at = (char *)(((uintptr_t)hole + FOLIO - 1) / FOLIO * FOLIO + PAGE);
 	EXPECT_EQ(MAP_FAILED, mmap(at, FOLIO, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
-				   self->fd, 0));
+				   fd, 0));
 	EXPECT_EQ(EINVAL, errno);
 	ASSERT_EQ(0, munmap(hole, 3 * FOLIO));
-	ASSERT_EQ(0, p2pmem_info(self->fd, &info));
-	EXPECT_EQ(0, info.handed_out_pages - self->info.handed_out_pages);
+	ASSERT_EQ(0, p2pmem_info(fd, &info));
+	EXPECT_EQ(0, info.handed_out_pages);
 }
 
-/* The region serves as many 2 MiB mappings as it has folios, then ENOMEM; nothing is lost. */
+/* A small_pages_size off the 2 MiB granule, or leaving no folio, fails the probe with EINVAL. */
+TEST_F_TIMEOUT(huge, bad_small_pages_size_fails_the_probe, DRIVER_TEST_TIMEOUT_S)
+{
+	const char *const unaligned[] = { self->bdf, "small_pages_size=0x1000 is not a multiple",
+					  NULL };
+	const char *const too_large[] = { self->bdf, "leaves no 2 MiB folio", NULL };
+	char params[128], drv[64];
+	int kmsg;
+
+	close(self->fd);
+	self->fd = -1;
+	kmsg = kmsg_open();
+	ASSERT_LE(0, kmsg);
+	ASSERT_EQ(0, module_unload());
+	ASSERT_EQ(0, module_load("huge_pages=1 small_pages_size=4096"));
+	ASSERT_EQ(0, pci_driver_of(self->bdf, drv, sizeof(drv)));
+	EXPECT_STRNE(P2PMEM_DRIVER, drv);
+	EXPECT_TRUE(kmsg_grep(kmsg, unaligned, NULL, 0));
+	EXPECT_EQ(-EINVAL, pci_driver_file(P2PMEM_DRIVER, "bind", self->bdf));
+
+	ASSERT_EQ(0, module_unload());
+	snprintf(params, sizeof(params), "huge_pages=1 small_pages_size=%llu",
+		 (unsigned long long)self->info.region_bytes);
+	ASSERT_EQ(0, module_load(params));
+	ASSERT_EQ(0, pci_driver_of(self->bdf, drv, sizeof(drv)));
+	EXPECT_STRNE(P2PMEM_DRIVER, drv);
+	EXPECT_TRUE(kmsg_grep(kmsg, too_large, NULL, 0));
+	close(kmsg);
+
+	/* The teardown's checks, on a good binding. */
+	ASSERT_EQ(0, module_unload());
+	ASSERT_EQ(0, module_load("huge_pages=1"));
+	self->fd = open_p2pmem(self->bdf, NULL, 0);
+	ASSERT_LE(0, self->fd);
+}
+
+/*
+ * The region serves as many 2 MiB mappings as it has folios, then ENOMEM; nothing is lost, and
+ * the small part still serves small mappings.
+ */
 TEST_F_TIMEOUT(huge, region_runs_out_of_folios_with_enomem, DRIVER_TEST_TIMEOUT_S)
 {
-	size_t folios = self->info.pages / FOLIO_PAGES, i;
+	size_t folios = self->info.folio_bytes / FOLIO, i;
 	struct p2pmem_info info;
-	char **bufs;
+	char **bufs, *page;
 
 	bufs = calloc(folios, sizeof(*bufs));
 	ASSERT_NE(NULL, bufs);
@@ -229,7 +340,10 @@ TEST_F_TIMEOUT(huge, region_runs_out_of_folios_with_enomem, DRIVER_TEST_TIMEOUT_
 	EXPECT_EQ(MAP_FAILED, map(self->fd, FOLIO));
 	EXPECT_EQ(ENOMEM, errno);
 	ASSERT_EQ(0, p2pmem_info(self->fd, &info));
-	EXPECT_EQ(0, info.free_pages);
+	EXPECT_EQ((info.region_bytes - info.folio_bytes) / PAGE, info.free_pages);
+	page = map(self->fd, PAGE);
+	ASSERT_NE(MAP_FAILED, page);
+	ASSERT_EQ(0, munmap(page, PAGE));
 	for (i = 0; i < folios; i++)
 		ASSERT_EQ(0, munmap(bufs[i], FOLIO));
 	free(bufs);
@@ -284,6 +398,7 @@ TEST_F_TIMEOUT(huge, a_4k_region_is_not_pmd_mapped, DRIVER_TEST_TIMEOUT_S)
 	ASSERT_LE(0, fd);
 	ASSERT_EQ(0, p2pmem_info(fd, &info));
 	EXPECT_EQ(PAGE, info.folio_size);
+	EXPECT_EQ(info.region_bytes, info.folio_bytes);
 	buf = map(fd, len);
 	ASSERT_NE(MAP_FAILED, buf);
 	pmd0 = file_pmd_mapped_kb();
@@ -420,24 +535,32 @@ TEST_F_TIMEOUT(huge, o_direct_into_a_pmd_mapped_buffer_moves_the_bytes, 300)
 	free(host);
 }
 
-/* Unbind zaps the PMDs and takes the folios back: the mapping raises SIGBUS after. */
+/*
+ * Unbind zaps the PMDs and takes the folios back, and the small part's pages: both mappings
+ * raise SIGBUS after.
+ */
 TEST_F_TIMEOUT(huge, unbind_zaps_pmds_and_takes_the_folios_back, DRIVER_TEST_TIMEOUT_S)
 {
 	size_t len = 4 * MIB;
 	struct p2pmem_info info;
+	char *buf, *small;
 	long pmd0;
-	char *buf;
 
 	buf = map(self->fd, len);
 	ASSERT_NE(MAP_FAILED, buf);
+	small = map(self->fd, PAGE);
+	ASSERT_NE(MAP_FAILED, small);
 	pmd0 = file_pmd_mapped_kb();
 	touch(buf, len);
+	touch(small, PAGE);
 	EXPECT_EQ((long)(len >> 10), file_pmd_mapped_kb() - pmd0);
 	ASSERT_EQ(0, pci_driver_file(P2PMEM_DRIVER, "unbind", self->bdf));
 	EXPECT_EQ(0, file_pmd_mapped_kb() - pmd0);
 	EXPECT_TRUE(access_raises_sigbus(buf));
 	EXPECT_TRUE(access_raises_sigbus(buf + len - PAGE));
+	EXPECT_TRUE(access_raises_sigbus(small));
 	ASSERT_EQ(0, munmap(buf, len));
+	ASSERT_EQ(0, munmap(small, PAGE));
 	/* The counters are gone with the region; a rebind starts with every folio free. */
 	EXPECT_EQ(-ENODEV, p2pmem_info(self->fd, &info));
 	close(self->fd);
