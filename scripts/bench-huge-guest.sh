@@ -29,7 +29,9 @@ GIB=$((1 << 30))
 data_ctrl=$(nvme_ctrl_by serial p2pmem-data)
 data_dev=/dev/${data_ctrl}n1
 ivshmem=$(ivshmem_bdf)
-bar_bytes=$(($(awk 'NR == 3 { print $2 - $1 + 1 }' "/sys/bus/pci/devices/$ivshmem/resource")))
+# BAR 2's "start end flags" (hex) in sysfs: bash arithmetic, since awk prints 2 GiB as 2.1e+09.
+read -r bar_start bar_end _ < <(sed -n 3p "/sys/bus/pci/devices/$ivshmem/resource")
+bar_bytes=$((bar_end - bar_start + 1))
 [ "$bar_bytes" -ge $((2 * GIB)) ] ||
 	{ echo "ivshmem BAR is $bar_bytes bytes; boot with P2PMEM_IVSHMEM_MB=2048" >&2; exit 1; }
 
