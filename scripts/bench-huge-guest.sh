@@ -5,7 +5,8 @@
 # (scripts/bench.sh --huge boots it with P2PMEM_IVSHMEM_MB=2048). Every figure is sampled
 # P2PMEM_BENCH_ROUNDS times (default 5), interleaved with what it is compared with, and printed
 # as median [min-max] with its ratio to the reference:
-#  1. probe of a 1 GiB window (size=1G): the time of the bind and the memmap it costs
+#  1. probe of a 1 GiB window (size=1G): the time of the bind, of its memremap_pages() (the
+#     module logs how long the region's and the kernel pool's took), and the memmap it costs
 #     (nr_memmap_pages of /proc/vmstat, before and after), for p2pmem's region of 2 MiB folios
 #     (huge_pages=1 small_pages_size=0 pool_size=0), the same with its default small part of
 #     4 KiB pages (1/8: 128 MiB), its region of 4 KiB pages (pool_size=0), and the kernel's
@@ -41,15 +42,25 @@ ms_of() { sed 's/.*\<'"$1"'=\([0-9]*\).*/\1/' | awk '{ print $1 / 1000 }'; }
 memmap_pages() { awk '$1 == "nr_memmap_pages" { print $2 }' /proc/vmstat; }
 
 # Loads p2pmem with "$2" (it binds ivshmem), unbinds it, and times a bind of the 1 GiB
-# window: samples "probe: $1" (ms) and "memmap: $1" (MiB the bind added to the memmap).
+# window: samples "probe: $1" (ms, the whole bind), "memremap: $1" (ms, the memremap_pages()
+# of the 1 GiB as the module times it: its region's, or with "$3" = pool the kernel pool's) and
+# "memmap: $1" (MiB the bind added to the memmap).
 probe_of() {
-	local before after
+	local before after line us
 	insmod ./p2pmem.ko size=$GIB $2
 	"$HELPER" unbind "$ivshmem" >/dev/null
 	before=$(memmap_pages)
 	sample "probe 1 GiB: $1" "$("$HELPER" bind p2pmem "$ivshmem" | ms_of us)"
 	after=$(memmap_pages)
 	sample "memmap of 1 GiB (MiB): $1" "$(awk -v d=$((after - before)) 'BEGIN { print d * 4096 / 1048576 }')"
+	line=$(dmesg | grep "$ivshmem: p2pmem[0-9]*: .* registered in" | tail -n 1)
+	[ "$r" != 1 ] || progress "$line"
+	if [ "${3:-}" = pool ]; then
+		us=$(sed 's/.*(kernel pool \([0-9]*\) us).*/\1/' <<<"$line")
+	else
+		us=$(sed 's/.*registered in \([0-9]*\) us.*/\1/' <<<"$line")
+	fi
+	sample "memremap_pages 1 GiB (ms): $1" "$(awk -v u="$us" 'BEGIN { print u / 1000 }')"
 	rmmod p2pmem
 }
 
@@ -59,7 +70,7 @@ for r in $(seq "$ROUNDS"); do
 	probe_of "p2pmem region, 2 MiB folios" "huge_pages=1 small_pages_size=0 pool_size=0"
 	probe_of "p2pmem region, folios + 1/8 small" "huge_pages=1 pool_size=0"
 	probe_of "p2pmem region, 4 KiB pages" "pool_size=0"
-	probe_of "kernel pool" "pool_size=$((GIB - (2 << 20)))"
+	probe_of "kernel pool" "pool_size=$((GIB - (2 << 20)))" pool
 done
 
 # Phase 2: one binding of the whole BAR, 1 GiB huge region and 1 GiB kernel pool.
@@ -129,6 +140,13 @@ table("probe of a 1 GiB window, ms (lower is better)",
        ("probe 1 GiB: p2pmem region, 4 KiB pages", "probe 1 GiB: " + k),
        ("probe 1 GiB: p2pmem region, 2 MiB folios", "probe 1 GiB: " + k),
        ("probe 1 GiB: p2pmem region, folios + 1/8 small", "probe 1 GiB: " + k)])
+table("memremap_pages() of the 1 GiB (kernel pool: of its 1022 MiB), ms (lower is better)",
+      [("memremap_pages 1 GiB (ms): " + k, None),
+       ("memremap_pages 1 GiB (ms): p2pmem region, 4 KiB pages", "memremap_pages 1 GiB (ms): " + k),
+       ("memremap_pages 1 GiB (ms): p2pmem region, 2 MiB folios",
+        "memremap_pages 1 GiB (ms): " + k),
+       ("memremap_pages 1 GiB (ms): p2pmem region, folios + 1/8 small",
+        "memremap_pages 1 GiB (ms): " + k)])
 table("memmap the bind adds for a 1 GiB window, MiB (nr_memmap_pages; lower is better)",
       [("memmap of 1 GiB (MiB): " + k, None),
        ("memmap of 1 GiB (MiB): p2pmem region, 4 KiB pages", "memmap of 1 GiB (MiB): " + k),

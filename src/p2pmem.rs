@@ -28,6 +28,7 @@ use kernel::{
     driver, pci,
     prelude::*,
     sync::Arc,
+    time::{Instant, Monotonic},
 };
 use unbind_clock::{Mark, Step, UnbindClock};
 
@@ -272,6 +273,7 @@ impl P2pmemDriver {
         Mark::register(pdev.as_ref(), &clock, Step::PoolUnmapped)?;
 
         // The kernel pool exists from here, unpublished: nobody can find it yet.
+        let pool_start = Instant::<Monotonic>::now();
         let pool = if split.pool > 0 {
             Some(
                 p2pdma::KernelPool::add(pdev, window.bar, split.pool, window.offset)
@@ -280,6 +282,7 @@ impl P2pmemDriver {
         } else {
             None
         };
+        let pool_us = pool_start.elapsed().as_micros_ceil();
         // The last devres of the binding: released first.
         Mark::register(pdev.as_ref(), &clock, Step::DevresBegin)?;
         p2pdma::verify_pagemap_layout(pdev, &provider, pool.as_ref())?;
@@ -289,6 +292,7 @@ impl P2pmemDriver {
             0
         };
         let folio_bytes = split.region_size - small;
+        let region_start = Instant::<Monotonic>::now();
         let pagemap = KBox::pin_init(
             p2pdma::p2p_pagemap(
                 pdev,
@@ -319,6 +323,7 @@ impl P2pmemDriver {
         } else {
             None
         };
+        let region_us = region_start.elapsed().as_micros_ceil();
         let info = cdev::StaticInfo {
             bar: window.bar,
             region_offset: split.region_offset,
@@ -356,13 +361,15 @@ impl P2pmemDriver {
         );
         dev_info!(
             pdev,
-            "{}: {} MiB of P2PDMA pages in {} KiB folios{}; kernel pool {} MiB{}\n",
+            "{}: {} MiB of P2PDMA pages in {} KiB folios{}; kernel pool {} MiB{}; registered in {} us (kernel pool {} us)\n",
             cdev_name,
             folio_bytes >> 20,
             (kernel::page::PAGE_SIZE << region.order()) >> 10,
             SmallPart(small),
             split.pool >> 20,
             if has_pool { " (published)" } else { "" },
+            region_us,
+            pool_us,
         );
 
         // The fields in the order they are set up; the last two publish.
