@@ -71,7 +71,7 @@ const IOCTL_TRACKER_TEST: u32 =
     _IOWR::<p2p_bindings::p2pmem_tracker_test>(p2p_bindings::P2PMEM_IOCTL_MAGIC, 2);
 
 // SAFETY: `struct p2pmem_info` is all `__u64`/`__u32` and `char` in an order without padding
-// (the `char[16]` ends at byte 104, where the last `__u64` starts).
+// (the `char[16]` ends at byte 104, where the two last `__u64`s start).
 unsafe impl AsBytes for p2p_bindings::p2pmem_info {}
 // SAFETY: `struct p2pmem_pin` is all `__u64`/`__u32` in an order without padding.
 unsafe impl AsBytes for p2p_bindings::p2pmem_pin {}

@@ -14,8 +14,8 @@
 //! split of a PMD only drop page table entries: the next access faults the same folio back in.
 //!
 //! Folios are only ever mapped whole, by PMDs, never by PTEs: with `vmemmap_shift` the kernel
-//! shares the `struct page`s of most tail pages between folios (`vmemmap_can_optimize()`, which
-//! is what makes the memmap small), so per-page state that PTE mappings keep (the per-page
+//! maps the `struct page`s of most tail pages of a folio onto one shared, read-only memmap page
+//! (`vmemmap_can_optimize()`, which is what makes the memmap small), so per-page state that PTE mappings keep (the per-page
 //! mapcount) cannot be kept for them; device DAX makes the same choice. So a mapping must be a
 //! multiple of 2 MiB long and start on a 2 MiB boundary (the kernel places it so), it can only
 //! be split on a 2 MiB boundary, and it can only move to one. The VMA is a plain shared file
@@ -131,7 +131,7 @@ impl FolioHolds {
 struct FaultMapping {
     holds: Arc<FolioHolds>,
     /// The region index of folio `k` of the mapping, for `k` in `0..folios.len()`.
-    folios: KVec<usize>,
+    folios: KVVec<usize>,
     /// Pages of the mapping when it was made: `folios.len() << PMD_ORDER`.
     pages: usize,
 }
@@ -188,7 +188,8 @@ pub(crate) fn map_folios<O: PagemapOwner>(
     }
     let pages = (vma.end() - vma.start()) >> PAGE_SHIFT;
     let count = pages >> order;
-    let mut folios = KVec::with_capacity(count, GFP_KERNEL)?;
+    // A 128 GiB mapping lists 65536 folios: vmalloc when kmalloc cannot.
+    let mut folios = KVVec::with_capacity(count, GFP_KERNEL)?;
     let mut held = Ok(());
     let allocated = pagemap.alloc_folios(count, &mut |index, folio| {
         if held.is_ok() {
@@ -211,10 +212,14 @@ pub(crate) fn map_folios<O: PagemapOwner>(
     held?;
     let mapping = UniqueArc::new(mapping, GFP_KERNEL)?;
     let mapping: Arc<FaultMapping> = mapping.into();
+    // Never merged with a neighbour (`VM_DONTEXPAND` is one of the flags that keep the mm from
+    // merging VMAs): a merge would close one VMA and keep only the other's private data.
+    vma.set_dontexpand();
     // SAFETY: `vma` is being set up under the mmap lock, so its ops and private data are ours
-    // to set; the `Arc` reference leaked into it is the VMA's, taken back by `close`, and the
-    // ops expect exactly that private data. Nothing can fail after this: the kernel calls
-    // `close` for the VMA from now on.
+    // to set; the `Arc` reference leaked into it is the VMA's, taken back by `close` (the VMA
+    // is never merged away: `VM_DONTEXPAND`, set just above), and the ops expect exactly that
+    // private data. Nothing can fail after this: the kernel calls `close` for the VMA from now
+    // on.
     unsafe {
         p2p_bindings::p2pmem_vma_set_fault_ops(
             vma.as_ptr(),

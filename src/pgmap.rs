@@ -74,8 +74,8 @@ pub(crate) unsafe trait PagemapOwner: Send + Sync {
 ///   `[start, start + pages * PAGE_SIZE)` as folios of `1 << order` pages
 ///   (`vmemmap_shift == order`, `pages` a multiple of that, `first_pfn` aligned to it),
 ///   unregistered only by `PinnedDrop`; it never moves.
-/// - `raw.ref` holds one reference per pfn taken by `memremap_pages()` (dropped by
-///   `memunmap_pages()`), plus exactly one per folio handed out and not yet freed: taken in
+/// - `raw.ref` holds the references `memremap_pages()` takes (one per folio: per pfn for
+///   order 0; dropped by `memunmap_pages()`), plus exactly one per folio handed out and not yet freed: taken in
 ///   `Pagemap::hand_out`, dropped in [`Self::folio_free`] after the owner took the folio back.
 ///   So `memunmap_pages()` returns only after every handed-out folio came back.
 /// - A folio is handed out only at refcount 0 and only while `raw.ref` is live.

@@ -209,6 +209,27 @@ static int pin(int fd, void *addr, size_t len, __u32 flags, struct p2pmem_pin *p
 	return ioctl(fd, P2PMEM_IOCTL_PIN, pin) ? -errno : 0;
 }
 
+/*
+ * @len bytes of populated anonymous memory starting on a @len boundary, so that a P2P mapping
+ * put over its second half by the huge variant is made of folios (PMD-mapped), never of the
+ * small part's 4 KiB pages; MAP_FAILED on failure.
+ */
+static char *aligned_anon(size_t len)
+{
+	char *raw, *start;
+
+	raw = mmap(NULL, 2 * len, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (raw == MAP_FAILED)
+		return MAP_FAILED;
+	start = (char *)(((uintptr_t)raw + len - 1) / len * len);
+	if (start > raw)
+		munmap(raw, start - raw);
+	if (start + len < raw + 2 * len)
+		munmap(start + len, raw + 2 * len - (start + len));
+	return start;
+}
+
 /* Without FOLL_PCI_P2PDMA, GUP refuses P2PDMA pages with EREMOTEIO. */
 TEST_F_TIMEOUT(gup, pin_without_p2pdma_is_remoteio, DRIVER_TEST_TIMEOUT_S)
 {
@@ -289,8 +310,7 @@ TEST_F_TIMEOUT(gup, pin_of_a_mixed_range_stops_at_the_first_p2p_page, DRIVER_TES
 	struct p2pmem_pin p;
 	char *range, *p2p;
 
-	range = mmap(NULL, 2 * LEN, PROT_READ | PROT_WRITE,
-		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	range = aligned_anon(2 * LEN);
 	ASSERT_NE(MAP_FAILED, range);
 	p2p = mmap(range + LEN, LEN, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
 		   self->buf_fd, 0);
@@ -354,6 +374,66 @@ static long gup_test_pinned(int fd, void *addr, size_t len, __u32 gup_flags)
 	return g.size / PAGE;
 }
 
+/* The same through pin_user_pages(), the slow path only (no walk of the page tables first). */
+static long gup_test_slow_pinned(int fd, void *addr, size_t len, __u32 gup_flags)
+{
+	struct gup_test g = {
+		.addr = (uintptr_t)addr, .size = len, .nr_pages_per_call = 1,
+		.gup_flags = gup_flags,
+	};
+
+	if (ioctl(fd, PIN_BASIC_TEST, &g))
+		return -errno;
+	return g.size / PAGE;
+}
+
+/* Drops the huge variant's PMD (its folio stays the mapping's): nothing for a fast walk. */
+static int drop_pmd(void *p2p, size_t len)
+{
+	if (madvise(p2p, len, MADV_DONTNEED))
+		return -errno;
+	return pte_present(p2p) == 0 ? 0 : -EEXIST;
+}
+
+/*
+ * The slow path gates P2PDMA pages as the fast path does: pin_user_pages() pins them only with
+ * FOLL_PCI_P2PDMA. The huge variant drops its PMD first, so the slow path also faults the folio
+ * back in (as a PMD, bytes intact); and then the module's pin ioctl, whose fast walk finds no
+ * entry and falls back to the slow path, keeps every refusal too.
+ */
+TEST_F_TIMEOUT(gup, slow_path_gates_p2p_pages_like_the_fast_path, DRIVER_TEST_TIMEOUT_S)
+{
+	struct p2pmem_pin p;
+	long pmd0 = file_pmd_mapped_kb();
+	int fd;
+
+	fd = open(GUP_TEST_PATH, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		SKIP(return, GUP_TEST_PATH " is missing (CONFIG_GUP_TEST, debugfs)");
+	if (variant->huge)
+		ASSERT_EQ(0, drop_pmd(self->p2p, LEN));
+	EXPECT_EQ(0, gup_test_slow_pinned(fd, self->p2p, LEN, FOLL_WRITE));
+	if (variant->huge)
+		ASSERT_EQ(0, drop_pmd(self->p2p, LEN));
+	EXPECT_EQ(NPAGES, gup_test_slow_pinned(fd, self->p2p, LEN, FOLL_WRITE | FOLL_PCI_P2PDMA));
+	close(fd);
+	EXPECT_EQ(1, pte_present(self->p2p));
+	EXPECT_EQ(0x5a, self->p2p[LEN - 1]);
+	if (!variant->huge)
+		return;
+	EXPECT_EQ(0, file_pmd_mapped_kb() - pmd0);
+
+	ASSERT_EQ(0, drop_pmd(self->p2p, LEN));
+	EXPECT_EQ(-EREMOTEIO, pin(self->fd, self->p2p, LEN, P2PMEM_PIN_WRITE, &p));
+	ASSERT_EQ(0, drop_pmd(self->p2p, LEN));
+	EXPECT_EQ(-EINVAL, pin(self->fd, self->p2p, LEN, P2PMEM_PIN_P2PDMA | P2PMEM_PIN_LONGTERM,
+			       &p));
+	ASSERT_EQ(0, pin(self->fd, self->p2p, LEN, P2PMEM_PIN_P2PDMA | P2PMEM_PIN_WRITE, &p));
+	EXPECT_EQ(NPAGES, p.pinned);
+	EXPECT_EQ(NPAGES, p.ours);
+	EXPECT_EQ(0, file_pmd_mapped_kb() - pmd0);
+}
+
 /*
  * The kernel's gup_test pins the buffer only with FOLL_PCI_P2PDMA: without it, no page, and
  * after ordinary pages it stops exactly at the first P2PDMA page.
@@ -372,8 +452,7 @@ TEST_F_TIMEOUT(gup, debugfs_gup_test_needs_foll_pci_p2pdma, DRIVER_TEST_TIMEOUT_
 	EXPECT_EQ(NPAGES, gup_test_pinned(fd, self->p2p, LEN, FOLL_PCI_P2PDMA));
 
 	/* Anonymous pages, then P2PDMA pages. */
-	range = mmap(NULL, 2 * LEN, PROT_READ | PROT_WRITE,
-		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	range = aligned_anon(2 * LEN);
 	ASSERT_NE(MAP_FAILED, range);
 	p2p = mmap(range + LEN, LEN, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
 		   self->buf_fd, 0);

@@ -77,6 +77,18 @@ FIXTURE_TEARDOWN(huge)
 	EXPECT_EQ(0, module_unload());
 }
 
+/* Reloads p2pmem with @params and reopens @bdf's node into *@fd (-1 on failure): 0 or -1. */
+static int reload(int *fd, const char *bdf, const char *params)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+	if (module_unload() || module_load(params))
+		return -1;
+	*fd = open_p2pmem(bdf, NULL, 0);
+	return *fd < 0 ? -1 : 0;
+}
+
 /* A "Name:   N kB" line of @path, in kB; -1 when absent. */
 static long kb_field(const char *path, const char *name)
 {
@@ -217,6 +229,7 @@ TEST_F_TIMEOUT(huge, private_and_offset_mappings_are_einval, DRIVER_TEST_TIMEOUT
 TEST_F_TIMEOUT(huge, mappings_folios_cannot_serve_get_small_pages, DRIVER_TEST_TIMEOUT_S)
 {
 	off_t small = self->info.region_offset + self->info.folio_bytes;
+	__u32 seed = (__u32)getpid() * 2654435761u;
 	char *page, *odd, *hole, *at, *fixed;
 	struct p2pmem_info info;
 	long pmd0;
@@ -224,6 +237,7 @@ TEST_F_TIMEOUT(huge, mappings_folios_cannot_serve_get_small_pages, DRIVER_TEST_T
 	pmd0 = file_pmd_mapped_kb();
 	page = map(self->fd, PAGE);
 	ASSERT_NE(MAP_FAILED, page);
+	/* Mapped at mmap() time, as in a 4 KiB region; folio mappings wait for a fault. */
 	EXPECT_EQ(1, pte_present(page));
 	odd = map(self->fd, FOLIO + PAGE);
 	ASSERT_NE(MAP_FAILED, odd);
@@ -232,15 +246,19 @@ TEST_F_TIMEOUT(huge, mappings_folios_cannot_serve_get_small_pages, DRIVER_TEST_T
 	at = (char *)(((uintptr_t)hole + FOLIO - 1) / FOLIO * FOLIO + PAGE);
 	fixed = mmap(at, FOLIO, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, self->fd, 0);
 	ASSERT_EQ(at, fixed);
+	EXPECT_EQ(1, pte_present(odd + FOLIO));
+	EXPECT_EQ(1, pte_present(fixed + FOLIO - PAGE));
 	ASSERT_EQ(0, p2pmem_info(self->fd, &info));
 	EXPECT_EQ(1 + FOLIO_PAGES + 1 + FOLIO_PAGES, info.outstanding_pages);
 
-	fill(page, PAGE, 21);
-	fill(odd, FOLIO + PAGE, 22);
-	fill(fixed, FOLIO, 23);
-	EXPECT_TRUE(bar_holds(self->bdf, self->info.bar, small, PAGE, 21));
-	EXPECT_TRUE(bar_holds(self->bdf, self->info.bar, small + PAGE, FOLIO + PAGE, 22));
-	EXPECT_TRUE(bar_holds(self->bdf, self->info.bar, small + FOLIO + 2 * PAGE, FOLIO, 23));
+	/* Seeds of this run: the BAR's RAM keeps the bytes of earlier runs in the same boot. */
+	fill(page, PAGE, seed);
+	fill(odd, FOLIO + PAGE, seed + 1);
+	fill(fixed, FOLIO, seed + 2);
+	EXPECT_TRUE(bar_holds(self->bdf, self->info.bar, small, PAGE, seed));
+	EXPECT_TRUE(bar_holds(self->bdf, self->info.bar, small + PAGE, FOLIO + PAGE, seed + 1));
+	EXPECT_TRUE(bar_holds(self->bdf, self->info.bar, small + FOLIO + 2 * PAGE, FOLIO,
+			      seed + 2));
 	EXPECT_EQ(0, file_pmd_mapped_kb() - pmd0);
 
 	ASSERT_EQ(0, munmap(page, PAGE));
@@ -260,13 +278,8 @@ TEST_F_TIMEOUT(huge, without_a_small_part_only_folios_are_served, DRIVER_TEST_TI
 	char *hole, *at;
 	int fd;
 
-	close(self->fd);
-	self->fd = -1;
-	ASSERT_EQ(0, module_unload());
-	ASSERT_EQ(0, module_load("huge_pages=1 small_pages_size=0"));
-	fd = open_p2pmem(self->bdf, NULL, 0);
-	ASSERT_LE(0, fd);
-	self->fd = fd;
+	ASSERT_EQ(0, reload(&self->fd, self->bdf, "huge_pages=1 small_pages_size=0"));
+	fd = self->fd;
 	ASSERT_EQ(0, p2pmem_info(fd, &info));
 	EXPECT_EQ(info.region_bytes, info.folio_bytes);
 
@@ -315,10 +328,7 @@ TEST_F_TIMEOUT(huge, bad_small_pages_size_fails_the_probe, DRIVER_TEST_TIMEOUT_S
 	close(kmsg);
 
 	/* The teardown's checks, on a good binding. */
-	ASSERT_EQ(0, module_unload());
-	ASSERT_EQ(0, module_load("huge_pages=1"));
-	self->fd = open_p2pmem(self->bdf, NULL, 0);
-	ASSERT_LE(0, self->fd);
+	ASSERT_EQ(0, reload(&self->fd, self->bdf, "huge_pages=1"));
 }
 
 /*
@@ -390,12 +400,8 @@ TEST_F_TIMEOUT(huge, a_4k_region_is_not_pmd_mapped, DRIVER_TEST_TIMEOUT_S)
 	char *buf;
 	int fd;
 
-	close(self->fd);
-	self->fd = -1;
-	ASSERT_EQ(0, module_unload());
-	ASSERT_EQ(0, module_load(""));
-	fd = open_p2pmem(self->bdf, NULL, 0);
-	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, reload(&self->fd, self->bdf, ""));
+	fd = self->fd;
 	ASSERT_EQ(0, p2pmem_info(fd, &info));
 	EXPECT_EQ(PAGE, info.folio_size);
 	EXPECT_EQ(info.region_bytes, info.folio_bytes);
@@ -414,7 +420,6 @@ TEST_F_TIMEOUT(huge, a_4k_region_is_not_pmd_mapped, DRIVER_TEST_TIMEOUT_S)
 	/* At least one 4 KiB PTE table per 2 MiB. */
 	EXPECT_LE((long)(4 * (len / FOLIO)), vm_pte_kb() - pte0);
 	ASSERT_EQ(0, munmap(buf, len));
-	self->fd = fd;
 }
 
 /* MADV_DONTNEED drops the page table entries only: the next access maps the same bytes. */
@@ -485,8 +490,9 @@ TEST_F_TIMEOUT(huge, mremap_moves_a_huge_mapping, DRIVER_TEST_TIMEOUT_S)
 	EXPECT_EQ(-(long)(len >> 10), file_pmd_mapped_kb() - pmd0);
 	EXPECT_TRUE(check(moved, len, 11));
 	EXPECT_EQ(0, file_pmd_mapped_kb() - pmd0);
-	/* Growing is refused, as for every mapping of ours. */
+	/* Growing is refused, as for every mapping of ours (VM_DONTEXPAND). */
 	EXPECT_EQ(MAP_FAILED, mremap(moved, len, 2 * len, 0));
+	EXPECT_EQ(EFAULT, errno);
 	/* A move off a 2 MiB boundary is refused, and the mapping stays where it was, intact. */
 	other = mmap(NULL, len + 2 * FOLIO, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, other);
@@ -554,8 +560,14 @@ TEST_F_TIMEOUT(huge, unbind_zaps_pmds_and_takes_the_folios_back, DRIVER_TEST_TIM
 	touch(buf, len);
 	touch(small, PAGE);
 	EXPECT_EQ((long)(len >> 10), file_pmd_mapped_kb() - pmd0);
+	EXPECT_EQ(1, pte_present(buf + len - PAGE));
+	EXPECT_EQ(1, pte_present(small));
 	ASSERT_EQ(0, pci_driver_file(P2PMEM_DRIVER, "unbind", self->bdf));
 	EXPECT_EQ(0, file_pmd_mapped_kb() - pmd0);
+	/* Zapped here, in this process (a child of fork() never had the PMDs: it faults). */
+	EXPECT_EQ(0, pte_present(buf));
+	EXPECT_EQ(0, pte_present(buf + len - PAGE));
+	EXPECT_EQ(0, pte_present(small));
 	EXPECT_TRUE(access_raises_sigbus(buf));
 	EXPECT_TRUE(access_raises_sigbus(buf + len - PAGE));
 	EXPECT_TRUE(access_raises_sigbus(small));

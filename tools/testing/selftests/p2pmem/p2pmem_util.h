@@ -60,6 +60,7 @@ struct gup_test {
 };
 
 #define PIN_FAST_BENCHMARK _IOWR('g', 2, struct gup_test)
+#define PIN_BASIC_TEST _IOWR('g', 5, struct gup_test)
 #define GUP_TEST_PATH "/sys/kernel/debug/gup_test"
 /* From include/linux/mm_types.h (7.3). */
 #define FOLL_WRITE 0x1
