@@ -57,22 +57,52 @@ pub(crate) enum Step {
 
 const STEPS: usize = Step::DevresEnd as usize + 1;
 
-/// The report's name of the time spent in each step, after the step before it.
-const STEP_NAMES: [&str; STEPS] = [
-    "",
-    "unpublish",
-    "cdev",
-    "revoke_users",
-    "pool_drain",
-    "zap_drain",
-    "driver_core",
-    "sysfs",
-    "memunmap_region",
-    "claims",
-    "devres_start",
-    "memunmap_pool",
-    "p2pdma_release",
-];
+// Checked at build time: `Step::ALL` lists the steps in stamp order.
+const _: () = {
+    let mut i = 0;
+    while i < STEPS {
+        assert!(Step::ALL[i] as usize == i);
+        i += 1;
+    }
+};
+
+impl Step {
+    /// Every step, in the order they end (the order of the stamps).
+    const ALL: [Step; STEPS] = [
+        Self::Begin,
+        Self::Unpublished,
+        Self::CdevRemoved,
+        Self::UsersRevoked,
+        Self::PoolDrained,
+        Self::RegionDrained,
+        Self::DataDropped,
+        Self::SysfsRemoved,
+        Self::RegionUnmapped,
+        Self::ClaimsReleased,
+        Self::DevresBegin,
+        Self::PoolUnmapped,
+        Self::DevresEnd,
+    ];
+
+    /// The report's name of the time spent in this step, after the step before it.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Begin => "",
+            Self::Unpublished => "unpublish",
+            Self::CdevRemoved => "cdev",
+            Self::UsersRevoked => "revoke_users",
+            Self::PoolDrained => "pool_drain",
+            Self::RegionDrained => "zap_drain",
+            Self::DataDropped => "driver_core",
+            Self::SysfsRemoved => "sysfs",
+            Self::RegionUnmapped => "memunmap_region",
+            Self::ClaimsReleased => "claims",
+            Self::DevresBegin => "devres_start",
+            Self::PoolUnmapped => "memunmap_pool",
+            Self::DevresEnd => "p2pdma_release",
+        }
+    }
+}
 
 /// The timestamps of one binding's unbind, in nanoseconds after the binding's probe.
 pub(crate) struct UnbindClock {
@@ -125,9 +155,9 @@ struct Breakdown<'a>(&'a [i64; STEPS]);
 
 impl kernel::fmt::Display for Breakdown<'_> {
     fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
-        for (name, pair) in STEP_NAMES.iter().skip(1).zip(self.0.windows(2)) {
+        for (step, pair) in Step::ALL.iter().skip(1).zip(self.0.windows(2)) {
             if let [from, to] = pair {
-                write!(f, " {} {}", name, (to - from) / 1000)?;
+                write!(f, " {} {}", step.name(), (to - from) / 1000)?;
             }
         }
         Ok(())
