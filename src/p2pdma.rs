@@ -17,7 +17,7 @@ use core::{marker::PhantomData, ptr::NonNull};
 use kernel::{
     bindings, device, pci,
     prelude::*,
-    time::{delay::fsleep, Delta},
+    time::{delay::fsleep, Delta, Instant, Monotonic},
 };
 
 /// What the build found when it compared the private structs with the kernel's source.
@@ -252,7 +252,7 @@ impl PoolCounters {
 }
 
 /// How often [`KernelPool::drain`] re-checks and how often it logs.
-const POOL_DRAIN_TICK_MS: i64 = 20;
+const POOL_DRAIN_TICK_MS: i64 = 1;
 const POOL_DRAIN_LOG_EVERY_MS: i64 = 5000;
 
 /// The slice of a BAR given to the kernel's P2PDMA pool (`pci_p2pdma_add_resource()`), which
@@ -337,22 +337,26 @@ impl<'bound> KernelPool<'bound> {
     /// kernel's own teardown would wait for the same memory, silently. Returns the milliseconds
     /// it waited.
     pub(crate) fn drain(&self) -> u64 {
-        let mut waited_ms: i64 = 0;
+        let start = Instant::<Monotonic>::now();
+        let mut next_log_ms = POOL_DRAIN_LOG_EVERY_MS;
         loop {
             let (size, free) = self.counters();
+            let waited_ms = start.elapsed().as_millis();
             if free >= size {
-                return waited_ms as u64;
+                return waited_ms.unsigned_abs();
             }
-            if waited_ms > 0 && waited_ms % POOL_DRAIN_LOG_EVERY_MS == 0 {
+            if waited_ms >= next_log_ms {
                 dev_info!(
                     self.pdev,
                     "unbind: waiting for {} KiB of the kernel P2PDMA pool ({} s)\n",
                     (size - free) >> 10,
                     waited_ms / 1000
                 );
+                next_log_ms += POOL_DRAIN_LOG_EVERY_MS;
             }
+            // `gen_pool_free()` tells nobody: poll, finely enough that the unbind returns
+            // within about a millisecond of the last free.
             fsleep(Delta::from_millis(POOL_DRAIN_TICK_MS));
-            waited_ms += POOL_DRAIN_TICK_MS;
         }
     }
 }
