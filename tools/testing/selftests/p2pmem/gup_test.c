@@ -357,34 +357,34 @@ TEST_F_TIMEOUT(gup, pin_rejects_bad_requests, DRIVER_TEST_TIMEOUT_S)
 }
 
 /*
- * gup_test's PIN_FAST_BENCHMARK on @len bytes at @addr, one page per call: returns the pages
+ * gup_test's @cmd on @len bytes at @addr, one page per call: returns the pages
  * pinned, or -errno when the ioctl fails. When GUP refuses a page, gup_test stops there and its
  * ioctl still returns 0: GUP's errno is not observable through it (the pin ioctl reports it),
  * only "size", which with one page per call is exactly the bytes pinned.
  */
-static long gup_test_pinned(int fd, void *addr, size_t len, __u32 gup_flags)
+static long gup_test_pinned_by(int fd, unsigned long cmd, void *addr, size_t len,
+			       __u32 gup_flags)
 {
 	struct gup_test g = {
 		.addr = (uintptr_t)addr, .size = len, .nr_pages_per_call = 1,
 		.gup_flags = gup_flags,
 	};
 
-	if (ioctl(fd, PIN_FAST_BENCHMARK, &g))
+	if (ioctl(fd, cmd, &g))
 		return -errno;
 	return g.size / PAGE;
+}
+
+/* Through pin_user_pages_fast(): the fast walk first. */
+static long gup_test_pinned(int fd, void *addr, size_t len, __u32 gup_flags)
+{
+	return gup_test_pinned_by(fd, PIN_FAST_BENCHMARK, addr, len, gup_flags);
 }
 
 /* The same through pin_user_pages(), the slow path only (no walk of the page tables first). */
 static long gup_test_slow_pinned(int fd, void *addr, size_t len, __u32 gup_flags)
 {
-	struct gup_test g = {
-		.addr = (uintptr_t)addr, .size = len, .nr_pages_per_call = 1,
-		.gup_flags = gup_flags,
-	};
-
-	if (ioctl(fd, PIN_BASIC_TEST, &g))
-		return -errno;
-	return g.size / PAGE;
+	return gup_test_pinned_by(fd, PIN_BASIC_TEST, addr, len, gup_flags);
 }
 
 /* Drops the huge variant's PMD (its folio stays the mapping's): nothing for a fast walk. */

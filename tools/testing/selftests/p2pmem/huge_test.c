@@ -17,6 +17,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -539,6 +540,82 @@ TEST_F_TIMEOUT(huge, o_direct_into_a_pmd_mapped_buffer_moves_the_bytes, 300)
 	close(fd);
 	ASSERT_EQ(0, munmap(p2p, len));
 	free(host);
+}
+
+/*
+ * Unbind during an O_DIRECT read into folios waits for the read: submitted (every page of the
+ * PMD-mapped buffer pinned) and still in flight on the throttled NVMe when the unbind starts,
+ * it completes in full before the unbind returns, with the disk's bytes in the folios, where
+ * the BAR shows them; the mapping is gone after.
+ */
+TEST_F_TIMEOUT(huge, unbind_waits_for_o_direct_in_flight_into_folios, 300)
+{
+	struct timed_read r = { .len = 2 * FOLIO };
+	struct counter_watch w = { .bdf = self->bdf, .node = "" };
+	__u32 seed = (__u32)getpid() * 40503u;
+	__u64 unbind_start, unbind_end;
+	bool in_flight = false;
+	pthread_t reader, watcher;
+	char slow[64];
+	long pmd0;
+	void *host;
+	int i;
+
+	if (find_namespace(SLOW_NVME_SERIAL, slow, sizeof(slow)))
+		SKIP(return, "no throttled NVMe namespace (serial " SLOW_NVME_SERIAL ")");
+	r.dev = slow;
+	ASSERT_EQ(0, posix_memalign(&host, PAGE, r.len));
+	fill(host, r.len, seed);
+	ASSERT_EQ((ssize_t)r.len, direct_write_unwatched(slow, host, r.len, 0));
+	free(host);
+
+	r.buf = map(self->fd, r.len);
+	ASSERT_NE(MAP_FAILED, r.buf);
+	pmd0 = file_pmd_mapped_kb();
+	memset(r.buf, 0, r.len);
+	ASSERT_EQ((long)(r.len >> 10), file_pmd_mapped_kb() - pmd0);
+	for (i = 0; i < 3000 && inflight_reads(slow) != 0; i++)
+		usleep(10000);
+	w.buf = r.buf;
+	ASSERT_EQ(0, pthread_create(&watcher, NULL, watch_outstanding, &w));
+	ASSERT_EQ(0, pthread_create(&reader, NULL, timed_read, &r));
+	for (i = 0; i < 1000 && !in_flight; i++) {
+		in_flight = __atomic_load_n(&r.submitted, __ATOMIC_ACQUIRE) &&
+			    inflight_reads(slow) > 0 && !__atomic_load_n(&r.done, __ATOMIC_ACQUIRE);
+		if (!in_flight)
+			usleep(10000);
+	}
+	ASSERT_TRUE(in_flight);
+
+	unbind_start = now_ns();
+	ASSERT_EQ(0, pci_driver_file(P2PMEM_DRIVER, "unbind", self->bdf));
+	unbind_end = now_ns();
+	ASSERT_EQ(0, pthread_join(reader, NULL));
+	__atomic_store_n(&w.stop, 1, __ATOMIC_RELEASE);
+	ASSERT_EQ(0, pthread_join(watcher, NULL));
+	TH_LOG("read %lld bytes in %llu ms; unbind %llu ms; %d samples, at most %llu pages out",
+	       (long long)r.ret, (r.end_ns - r.start_ns) / 1000000,
+	       (unbind_end - unbind_start) / 1000000, w.samples, w.max_outstanding);
+	EXPECT_EQ((ssize_t)r.len, r.ret);
+	EXPECT_LT(unbind_start, r.end_ns);
+	EXPECT_LE(r.end_ns, unbind_end + SYSCALL_SLACK_NS);
+	/*
+	 * p2pmem's own drain waited, with its counters up: the two folios out meanwhile. (The
+	 * kernel's memunmap_pages() would wait too, but only after the counters are gone.)
+	 */
+	EXPECT_LT(0, w.samples);
+	EXPECT_EQ(r.len / PAGE, w.max_outstanding);
+	EXPECT_EQ(0, file_pmd_mapped_kb() - pmd0);
+	EXPECT_EQ(0, pte_present(r.buf));
+	/* The first two folios of a fresh binding. */
+	EXPECT_TRUE(bar_holds(self->bdf, self->info.bar, self->info.region_offset, r.len, seed));
+
+	ASSERT_EQ(0, munmap(r.buf, r.len));
+	close(self->fd);
+	self->fd = -1;
+	ASSERT_EQ(0, pci_driver_file(P2PMEM_DRIVER, "bind", self->bdf));
+	self->fd = open_p2pmem(self->bdf, NULL, 0);
+	ASSERT_LE(0, self->fd);
 }
 
 /*

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/aio_abi.h>
 #include <linux/p2pmem.h>
 
 #include "p2pmem_util.h"
@@ -555,4 +556,142 @@ bool bar_holds(const char *bdf, unsigned int bar, off_t offset, size_t len, __u3
 	same = check(mem, len, seed);
 	munmap(mem, len);
 	return same;
+}
+
+/* Reads and writes sectors of the data namespace with O_DIRECT through @buf. */
+ssize_t direct_io(const char *dev, bool write, void *buf, size_t len, off_t off)
+{
+	ssize_t n;
+	int fd;
+
+	fd = open(dev, (write ? O_WRONLY : O_RDONLY) | O_DIRECT | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = write ? pwrite(fd, buf, len, off) : pread(fd, buf, len, off);
+	if (n < 0)
+		n = -errno;
+	close(fd);
+	return n;
+}
+
+/*
+ * direct_io() writing through a private node of @dev (same device number, another inode).
+ * udev watches /dev/nvmeXnY for IN_CLOSE_WRITE and re-probes the disk on the close of a
+ * writer (a partition rescan and blkid); on the throttled namespace those reads queue for tens
+ * of seconds. A write through an inode udev does not watch leaves the queue to the test.
+ */
+ssize_t direct_write_unwatched(const char *dev, void *buf, size_t len, off_t off)
+{
+	char dir[] = "/tmp/p2pmem-disk-XXXXXX", node[sizeof(dir) + 8];
+	struct stat st;
+	ssize_t n;
+
+	if (stat(dev, &st))
+		return -errno;
+	if (!S_ISBLK(st.st_mode))
+		return -ENOTBLK;
+	if (!mkdtemp(dir))
+		return -errno;
+	snprintf(node, sizeof(node), "%s/disk", dir);
+	if (mknod(node, S_IFBLK | 0600, st.st_rdev))
+		n = -errno;
+	else
+		n = direct_io(node, true, buf, len, off);
+	unlink(node);
+	rmdir(dir);
+	return n;
+}
+
+__u64 now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+/* Reads of @dev's queue in flight (/sys/block/X/inflight: "reads writes"), or -1. */
+long inflight_reads(const char *dev)
+{
+	char path[PATH_MAX], buf[64];
+
+	snprintf(path, sizeof(path), "/sys/block/%s/inflight", strrchr(dev, '/') + 1);
+	if (sysfs_read(path, buf, sizeof(buf)))
+		return -1;
+	return strtol(buf, NULL, 10);
+}
+
+/*
+ * An O_DIRECT read of the block device, submitted with Linux AIO: a read longer than one bio
+ * is built (its pages pinned) bio after bio while the first ones already run, so a synchronous
+ * read can be in flight with part of its buffer not pinned yet. io_submit() returns only once
+ * every bio is built, every page pinned.
+ */
+void *timed_read(void *arg)
+{
+	struct timed_read *r = arg;
+	struct iocb cb = { 0 }, *cbs[1] = { &cb };
+	aio_context_t ctx = 0;
+	struct io_event ev;
+	int fd;
+
+	r->start_ns = now_ns();
+	fd = open(r->dev, O_RDONLY | O_DIRECT | O_CLOEXEC);
+	if (fd < 0) {
+		r->ret = -errno;
+		goto out;
+	}
+	if (syscall(__NR_io_setup, 1, &ctx)) {
+		r->ret = -errno;
+		goto close;
+	}
+	cb.aio_fildes = fd;
+	cb.aio_lio_opcode = IOCB_CMD_PREAD;
+	cb.aio_buf = (uintptr_t)r->buf;
+	cb.aio_nbytes = r->len;
+	if (syscall(__NR_io_submit, ctx, 1, cbs) != 1) {
+		r->ret = -errno;
+		goto destroy;
+	}
+	__atomic_store_n(&r->submitted, 1, __ATOMIC_RELEASE);
+	r->ret = syscall(__NR_io_getevents, ctx, 1, 1, &ev, NULL) == 1 ? ev.res : -errno;
+destroy:
+	syscall(__NR_io_destroy, ctx);
+close:
+	close(fd);
+out:
+	r->end_ns = now_ns();
+	__atomic_store_n(&r->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+unsigned long long region_attr(const char *bdf, const char *name)
+{
+	char path[PATH_MAX], buf[32];
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/p2pmem_region/%s", bdf, name);
+	if (sysfs_read(path, buf, sizeof(buf)))
+		return ULLONG_MAX;
+	return strtoull(buf, NULL, 10);
+}
+
+void *watch_outstanding(void *arg)
+{
+	struct counter_watch *w = arg;
+	unsigned long long v;
+
+	while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
+		if (pte_present(w->buf) == 0) {
+			v = region_attr(w->bdf, "outstanding_pages");
+			if (v != ULLONG_MAX) {
+				w->samples++;
+				if (v > w->max_outstanding)
+					w->max_outstanding = v;
+				if (v > 0 && access(w->node, F_OK) == 0)
+					w->node_seen++;
+			}
+		}
+		usleep(1000);
+	}
+	return NULL;
 }

@@ -131,4 +131,62 @@ int pte_present(const void *addr);
 /* Whether @len bytes at @offset of BAR @bar of @bdf hold fill()'s pattern for @seed. */
 bool bar_holds(const char *bdf, unsigned int bar, off_t offset, size_t len, __u32 seed);
 
+/* The throttled NVMe of the test bed (scripts/vm.sh): 1 MiB/s, so that I/O stays in flight. */
+#define SLOW_NVME_SERIAL "p2pmem-slow"
+
+/* How much later than the bio's completion a reader may see its read return (TCG). */
+#define SYSCALL_SLACK_NS 1000000000ULL
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+__u64 now_ns(void);
+/* O_DIRECT read (or write) of @len bytes at @off of block device @dev: bytes, or -errno. */
+ssize_t direct_io(const char *dev, bool write, void *buf, size_t len, off_t off);
+/*
+ * direct_io() writing through a private node of @dev (same device number, another inode):
+ * udev re-probes a disk on the close of a writer of its /dev node, and on the throttled
+ * namespace those reads would queue ahead of a test's.
+ */
+ssize_t direct_write_unwatched(const char *dev, void *buf, size_t len, off_t off);
+/* Reads of @dev's queue in flight (/sys/block/X/inflight: "reads writes"), or -1. */
+long inflight_reads(const char *dev);
+
+/* One O_DIRECT read, timed by the thread that does it. */
+struct timed_read {
+	const char *dev;
+	void *buf;
+	size_t len;
+	__u64 start_ns;
+	__u64 end_ns;
+	ssize_t ret;		/* bytes read, or -errno */
+	int submitted;		/* every page of the buffer is pinned */
+	int done;
+};
+
+/*
+ * The thread function of a struct timed_read: one O_DIRECT read submitted with Linux AIO, so
+ * that @submitted means every page of the buffer is pinned.
+ */
+void *timed_read(void *arg);
+
+/* p2pmem_region/@name of @bdf, or ULLONG_MAX when it cannot be read. */
+unsigned long long region_attr(const char *bdf, const char *name);
+
+/*
+ * Reads outstanding_pages while the unbind waits. A sample counts only once the buffer's PTE
+ * is gone: unbind unmapped it (its revoke step), so the unbind has started; and the read must
+ * succeed, which it does only until the unbind removes the attributes, at its end.
+ */
+struct counter_watch {
+	const char *bdf;
+	const char *node;	/* /dev/p2pmemN */
+	const void *buf;
+	int stop;
+	int samples;
+	unsigned long long max_outstanding;
+	int node_seen;		/* samples with pages out in which the node still existed */
+};
+
+/* The thread function of a struct counter_watch: samples until @stop. */
+void *watch_outstanding(void *arg);
+
 #endif /* _P2PMEM_UTIL_H */
