@@ -193,6 +193,11 @@ declare -A expect_warn=(
 	# nvmet refusing our BDF with the pool absent (pool_size=0): the kernel's own line, logged
 	# on our device (the refusal while unbound is logged on the bare PCI device).
 	[nvmet_test.sh]="1 ^<3> p2pmem $IVSHMEM_RE: PCI device has no peer-to-peer memory: $IVSHMEM_RE\$"
+	# huge_test's bad small_pages_size, refused by the probe: an unaligned size (at the load and
+	# at an explicit bind) and one that leaves no folio, with the driver core's line for each.
+	[huge_test]="2 ^<3> p2pmem $IVSHMEM_RE: cannot donate memory: small_pages_size=0x1000 is not a multiple of 2 MiB\$
+1 ^<3> p2pmem $IVSHMEM_RE: cannot donate memory: small_pages_size=0x[0-9a-f]+ leaves no 2 MiB folio of the 0x[0-9a-f]+ byte region\$
+3 ^<3> p2pmem $IVSHMEM_RE: probe with driver p2pmem failed with error -22\$"
 	# The admin tool's bind of the data NVMe, which has no CMB: refused by the probe, undone.
 	[tool_test.sh]="1 ^<3> p2pmem $DATA_RE: cannot donate memory: NVMe controller without a Controller Memory Buffer\$"
 	# The slow long-term holders are named while unbind waits for them: every 5 s of the first
