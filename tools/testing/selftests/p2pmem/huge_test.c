@@ -554,7 +554,6 @@ TEST_F_TIMEOUT(huge, unbind_waits_for_o_direct_in_flight_into_folios, 300)
 	struct counter_watch w = { .bdf = self->bdf, .node = "" };
 	__u32 seed = (__u32)getpid() * 40503u;
 	__u64 unbind_start, unbind_end;
-	bool in_flight = false;
 	pthread_t reader, watcher;
 	char slow[64];
 	long pmd0;
@@ -579,13 +578,7 @@ TEST_F_TIMEOUT(huge, unbind_waits_for_o_direct_in_flight_into_folios, 300)
 	w.buf = r.buf;
 	ASSERT_EQ(0, pthread_create(&watcher, NULL, watch_outstanding, &w));
 	ASSERT_EQ(0, pthread_create(&reader, NULL, timed_read, &r));
-	for (i = 0; i < 1000 && !in_flight; i++) {
-		in_flight = __atomic_load_n(&r.submitted, __ATOMIC_ACQUIRE) &&
-			    inflight_reads(slow) > 0 && !__atomic_load_n(&r.done, __ATOMIC_ACQUIRE);
-		if (!in_flight)
-			usleep(10000);
-	}
-	ASSERT_TRUE(in_flight);
+	ASSERT_TRUE(read_in_flight(&r));
 
 	unbind_start = now_ns();
 	ASSERT_EQ(0, pci_driver_file(P2PMEM_DRIVER, "unbind", self->bdf));

@@ -695,3 +695,18 @@ void *watch_outstanding(void *arg)
 	}
 	return NULL;
 }
+
+bool read_in_flight(struct timed_read *r)
+{
+	int i;
+
+	for (i = 0; i < 1000; i++) {
+		if (__atomic_load_n(&r->done, __ATOMIC_ACQUIRE))
+			return false;
+		if (__atomic_load_n(&r->submitted, __ATOMIC_ACQUIRE) &&
+		    inflight_reads(r->dev) > 0 && !__atomic_load_n(&r->done, __ATOMIC_ACQUIRE))
+			return true;
+		usleep(10000);
+	}
+	return false;
+}

@@ -167,6 +167,11 @@ struct timed_read {
  * that @submitted means every page of the buffer is pinned.
  */
 void *timed_read(void *arg);
+/*
+ * Waits (at most 10 s) until @r's read is in flight: submitted, @r->dev's queue busy, not done.
+ * Whether it got there.
+ */
+bool read_in_flight(struct timed_read *r);
 
 /* p2pmem_region/@name of @bdf, or ULLONG_MAX when it cannot be read. */
 unsigned long long region_attr(const char *bdf, const char *name);

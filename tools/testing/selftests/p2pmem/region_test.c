@@ -577,7 +577,6 @@ TEST_F_TIMEOUT(region, unbind_waits_for_o_direct_in_flight, 300)
 	pthread_t reader, watcher;
 	struct p2pmem_info info;
 	char slow[64];
-	bool in_flight = false;
 	void *host;
 	int i;
 
@@ -614,14 +613,7 @@ TEST_F_TIMEOUT(region, unbind_waits_for_o_direct_in_flight, 300)
 	 * In flight: the read is submitted (its buffer pinned), the slow queue holds it and it has
 	 * not completed (at most 10 s).
 	 */
-	for (i = 0; i < 1000; i++) {
-		in_flight = __atomic_load_n(&r.submitted, __ATOMIC_ACQUIRE) &&
-			    inflight_reads(slow) > 0 && !__atomic_load_n(&r.done, __ATOMIC_ACQUIRE);
-		if (in_flight || __atomic_load_n(&r.done, __ATOMIC_ACQUIRE))
-			break;
-		usleep(10000);
-	}
-	ASSERT_TRUE(in_flight);
+	ASSERT_TRUE(read_in_flight(&r));
 
 	unbind_start = now_ns();
 	ASSERT_EQ(0, pci_driver_file(P2PMEM_DRIVER, "unbind", self->bdf));
